@@ -119,6 +119,7 @@ export function buildProgram(io: RunIo, onExit: (code: ExitCodeValue) => void): 
         sources: withFlags(sources, pickFlags(command.opts(), attributes)),
         logger: logger.child({ command: definition.name }),
         stdout: io.stdout,
+        stderr: io.stderr,
         signal: io.signal,
         interactive: io.stderr.isTTY === true,
       };

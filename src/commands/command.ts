@@ -18,6 +18,8 @@ export interface CommandContext {
   logger: Logger;
   /** Results only (reports, --json summaries). Logs go to the logger (stderr). */
   stdout: Writable;
+  /** Human-readable summaries and progress; the logger writes here too. */
+  stderr: Writable;
   /** Aborted on the first SIGINT/SIGTERM: stop taking new work, finish what is in flight. */
   signal: AbortSignal;
   /** Whether stderr is an interactive terminal (progress bars). */

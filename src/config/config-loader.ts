@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseDotenv } from 'dotenv';
 import { ConfigError } from '../utils/errors.js';
+import { SQS_MAX_WAIT_TIME_SECONDS } from './constants.js';
 import { registerSecret } from '../utils/logger.js';
 import { InvalidValue, type RawValue, type Resolved, type Spec, type SpecTable } from './options.js';
 import {
@@ -317,7 +318,7 @@ export function loadProcessSqsSettings(
   const settings: ProcessSqsSettings = {
     aws,
     queueUrl: o.queueUrl,
-    waitTimeSeconds: o.waitTimeSeconds,
+    waitTimeSeconds: o.waitTimeSeconds ?? (o.untilEmpty ? 1 : SQS_MAX_WAIT_TIME_SECONDS),
     batchSize: o.batchSize,
     receivers: o.receivers,
     maxInFlight: o.maxInFlight,

@@ -179,7 +179,7 @@ export const PROCESS_SQS_OPTIONS = {
     flags: '--wait-time-seconds <seconds>',
     env: ['SQS_WAIT_TIME_SECONDS'],
     description: 'long-poll wait per ReceiveMessage',
-    default: SQS_MAX_WAIT_TIME_SECONDS,
+    defaultLabel: '20, or 1 with --until-empty so that the final empty poll ends quickly',
     parse: parseInteger(0, SQS_MAX_WAIT_TIME_SECONDS),
   }),
   batchSize: spec({

@@ -50,7 +50,7 @@ export function formatProblem(problem: ValidationProblem): string {
  * Compiles a JSON Schema (draft-07). `source` names the schema in the error raised when the
  * schema itself is broken, e.g. `--schema my.schema.json`.
  */
-export function compileSchema<T>(schema: object, source: string): Validator<T> {
+export function compileSchema<T>(schema: object | boolean, source: string): Validator<T> {
   let fn: ValidateFunction;
   try {
     fn = ajv.compile(schema);

@@ -1,0 +1,434 @@
+/**
+ * The process-sqs pipeline: a pipeline, not a barrier.
+ *
+ *   N receive loops -> store micro-batches (up to S messages or T ms) -> processor -> acknowledgement
+ *
+ * Receivers keep fetching while fewer than `maxInFlight` messages are held; each message is
+ * acknowledged as soon as its own store batch is done, never waiting for the rest of its receive.
+ * Held messages get their visibility extended before it runs out (heartbeat). FIFO groups are
+ * chained: a group's next message starts only after the previous one was stored.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeError, isAppError } from '../utils/errors.js';
+import { silentLogger, type Logger } from '../utils/logger.js';
+import { MicroBatcher } from '../utils/micro-batcher.js';
+import { decideAck, type AckPolicy } from './acknowledgement.js';
+import { groupIdOf, receiveCountOf, type Outcome, type ProcessOptions, type QueueMessage } from './message-processor.js';
+
+/** The queue operations the runner needs. `SqsQueue` implements it; tests may use a fake. */
+export interface QueuePort {
+  receive(options: {
+    maxMessages: number;
+    waitTimeSeconds: number;
+    visibilityTimeoutSeconds: number;
+    signal?: AbortSignal;
+  }): Promise<QueueMessage[]>;
+  delete(message: QueueMessage): Promise<{ ok: true } | { ok: false; error: string }>;
+  changeVisibility(message: QueueMessage, seconds: number): Promise<{ ok: true } | { ok: false; error: string }>;
+  deadLetter(message: QueueMessage, reason: string): Promise<{ ok: true } | { ok: false; error: string }>;
+  extendVisibility(messages: readonly QueueMessage[], seconds: number): Promise<QueueMessage[]>;
+  flush(): Promise<void>;
+}
+
+export interface ProcessorPort {
+  process(messages: readonly QueueMessage[], options?: ProcessOptions): Promise<Outcome[]>;
+}
+
+export interface QueueRunnerOptions extends AckPolicy {
+  queue: QueuePort;
+  processor: ProcessorPort;
+  /** FIFO queue: keep order within each MessageGroupId. */
+  fifo: boolean;
+  /** Concurrent ReceiveMessage loops. */
+  receivers: number;
+  /** Messages per ReceiveMessage (1-10). */
+  batchSize: number;
+  waitTimeSeconds: number;
+  visibilityTimeoutSeconds: number;
+  heartbeatIntervalMs: number;
+  /** Messages held at once, from receive to outcome. */
+  maxInFlight: number;
+  /** Stop once a receive comes back empty. */
+  untilEmpty: boolean;
+  maxMessages?: number;
+  maxDurationMs?: number;
+  /** After a signal or --max-duration: how long in-flight work may take before it is released. */
+  shutdownTimeoutMs: number;
+  storeBatchSize: number;
+  storeBatchWaitMs: number;
+  /** Aborted on SIGINT/SIGTERM: stop receiving, release unstarted messages, finish in-flight work. */
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+export type StopReason = 'queue-empty' | 'signal' | 'max-messages' | 'max-duration' | 'receive-error';
+
+export interface RunCounts {
+  received: number;
+  stored: number;
+  archived: number;
+  /** Permanent failures (bad JSON, schema, refused by a store). */
+  rejected: number;
+  /** Of the rejected, how many reached the DLQ (and were deleted). */
+  deadLettered: number;
+  /** Transient failures, left on the queue with a backoff. */
+  failed: number;
+  /** Given back unprocessed (shutdown, FIFO predecessor failed). */
+  released: number;
+  deleted: number;
+  /** Acknowledgements SQS refused (the message will be redelivered; stores are idempotent). */
+  ackErrors: number;
+  /** Visibility extensions sent by the heartbeat. */
+  heartbeats: number;
+}
+
+export interface RunResult extends RunCounts {
+  stopReason: StopReason;
+  durationMs: number;
+  /** The error that stopped receiving, when `stopReason` is `receive-error`. */
+  error?: string;
+}
+
+interface Held {
+  message: QueueMessage;
+  visibleUntil: number;
+  settled: boolean;
+}
+
+const RECEIVE_ERROR_BACKOFF_MS = [250, 1000, 2000, 5000, 10_000, 20_000];
+/** In --until-empty mode, give up receiving after this many consecutive failed receives. */
+const UNTIL_EMPTY_RECEIVE_ATTEMPTS = 5;
+
+export class QueueRunner {
+  private readonly o: QueueRunnerOptions;
+  private readonly logger: Logger;
+  private readonly store: MicroBatcher<QueueMessage, Outcome>;
+  private readonly stopReceiving = new AbortController();
+  private readonly held = new Map<string, Held>();
+  private readonly groupTails = new Map<string, Promise<Outcome>>();
+  private readonly work = new Set<Promise<void>>();
+  private readonly acks = new Set<Promise<void>>();
+  private capacityWaiters: Array<() => void> = [];
+  private inFlight = 0;
+  private reserved = 0;
+  private stopReason: StopReason | undefined;
+  private fatalError: string | undefined;
+  private releasing = false;
+  private readonly counts: RunCounts = {
+    received: 0,
+    stored: 0,
+    archived: 0,
+    rejected: 0,
+    deadLettered: 0,
+    failed: 0,
+    released: 0,
+    deleted: 0,
+    ackErrors: 0,
+    heartbeats: 0,
+  };
+
+  constructor(options: QueueRunnerOptions) {
+    this.o = options;
+    this.logger = options.logger ?? silentLogger;
+    this.store = new MicroBatcher({
+      maxSize: options.storeBatchSize,
+      maxDelayMs: options.storeBatchWaitMs,
+      run: (batch) => options.processor.process(batch, { fifo: options.fifo }),
+    });
+  }
+
+  /** Live counters, for progress logs and tests. */
+  get snapshot(): Readonly<RunCounts> {
+    return { ...this.counts };
+  }
+
+  async run(): Promise<RunResult> {
+    const started = Date.now();
+    const onSignal = () => this.stop('signal');
+    if (this.o.signal?.aborted) this.stop('signal');
+    this.o.signal?.addEventListener('abort', onSignal, { once: true });
+    const durationTimer =
+      this.o.maxDurationMs === undefined ? undefined : setTimeout(() => this.stop('max-duration'), this.o.maxDurationMs);
+    const heartbeat = setInterval(() => void this.heartbeat(), this.o.heartbeatIntervalMs);
+    try {
+      await Promise.all(Array.from({ length: this.o.receivers }, (_, i) => this.receiveLoop(i)));
+      await this.finishInFlight();
+      await this.o.queue.flush();
+      await Promise.allSettled([...this.acks]);
+    } finally {
+      clearInterval(heartbeat);
+      if (durationTimer) clearTimeout(durationTimer);
+      this.o.signal?.removeEventListener('abort', onSignal);
+    }
+    const result: RunResult = { ...this.counts, stopReason: this.stopReason ?? 'signal', durationMs: Date.now() - started };
+    if (this.fatalError !== undefined) result.error = this.fatalError;
+    return result;
+  }
+
+  /** Stops receiving. A signal also aborts long polls and releases messages nobody started on. */
+  stop(reason: StopReason): void {
+    if (this.stopReason === undefined) {
+      this.stopReason = reason;
+      this.logger.info('receiving_stopped', { reason, held: this.held.size });
+    }
+    if (reason === 'signal') {
+      // A long poll aborted after SQS picked its messages hides them until their visibility timeout
+      // ends: delayed, never lost. That is the price of stopping at once.
+      this.stopReceiving.abort();
+      this.releaseUnstarted();
+    }
+    for (const wake of this.capacityWaiters) wake();
+    this.capacityWaiters = [];
+  }
+
+  private get stopping(): boolean {
+    return this.stopReason !== undefined;
+  }
+
+  private releaseUnstarted(): void {
+    this.releasing = true;
+    const released = this.store.cancelPending(() => ({ status: 'released', reason: 'shutting down' }));
+    if (released.length > 0) this.logger.info('unstarted_released', { messages: released.length });
+  }
+
+  private async receiveLoop(receiver: number): Promise<void> {
+    const unit = Math.min(this.o.batchSize, this.o.maxInFlight);
+    let failures = 0;
+    let emptyStreak = 0;
+    while (!this.stopping) {
+      await this.waitForCapacity(unit);
+      if (this.stopping) break;
+      const want = this.reserve(unit);
+      if (want === 0) {
+        // Other receivers hold the rest of the quota; stop only once it was all received.
+        if (this.reserved === 0) this.stop('max-messages');
+        else await sleep(10);
+        continue;
+      }
+      let messages: QueueMessage[];
+      try {
+        messages = await this.o.queue.receive({
+          maxMessages: want,
+          waitTimeSeconds: this.o.waitTimeSeconds,
+          visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
+          signal: this.stopReceiving.signal,
+        });
+        failures = 0;
+      } catch (error) {
+        this.reserved -= want;
+        failures++;
+        const retryable = isAppError(error) ? error.retryable : true;
+        this.logger.warn('receive_failed', { receiver, attempt: failures, retryable, error: describeError(error) });
+        if (!retryable || (this.o.untilEmpty && failures >= UNTIL_EMPTY_RECEIVE_ATTEMPTS)) {
+          this.fatalError = describeError(error);
+          this.stop('receive-error');
+          break;
+        }
+        await this.pause(RECEIVE_ERROR_BACKOFF_MS[Math.min(failures, RECEIVE_ERROR_BACKOFF_MS.length) - 1] ?? 20_000);
+        continue;
+      }
+      this.reserved -= want;
+      for (const message of messages) this.accept(message);
+      if (messages.length === 0) {
+        emptyStreak++;
+        // A long poll that returns nothing saw an empty queue; short polls sample, so need three.
+        if (this.o.untilEmpty && (this.o.waitTimeSeconds > 0 || emptyStreak >= 3)) this.stop('queue-empty');
+      } else {
+        emptyStreak = 0;
+      }
+      if (this.o.maxMessages !== undefined && this.counts.received >= this.o.maxMessages) this.stop('max-messages');
+    }
+  }
+
+  /** Reserves up to `unit` messages of the --max-messages quota for one receive. */
+  private reserve(unit: number): number {
+    if (this.o.maxMessages === undefined) {
+      this.reserved += unit;
+      return unit;
+    }
+    const left = this.o.maxMessages - this.counts.received - this.reserved;
+    const want = Math.max(0, Math.min(unit, left));
+    this.reserved += want;
+    return want;
+  }
+
+  private async waitForCapacity(needed: number): Promise<void> {
+    while (!this.stopping && this.inFlight + needed > this.o.maxInFlight) {
+      await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
+    }
+  }
+
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.stopReceiving.signal }).catch(() => undefined);
+  }
+
+  private accept(message: QueueMessage): void {
+    this.counts.received++;
+    this.inFlight++;
+    const entry: Held = {
+      message,
+      visibleUntil: Date.now() + this.o.visibilityTimeoutSeconds * 1000,
+      settled: false,
+    };
+    this.held.set(message.receiptHandle, entry);
+    const outcome: Promise<Outcome> = this.releasing
+      ? Promise.resolve({ status: 'released', reason: 'shutting down' })
+      : this.o.fifo
+        ? this.chain(message)
+        : this.store.add(message);
+    const done = outcome
+      .catch((error: unknown): Outcome => ({ status: 'failed', reason: describeError(error) }))
+      .then((result) => this.settle(entry, result));
+    this.work.add(done);
+    void done.finally(() => this.work.delete(done));
+  }
+
+  /** FIFO: a message starts only after its group's previous one was stored; otherwise it is released. */
+  private chain(message: QueueMessage): Promise<Outcome> {
+    const group = groupIdOf(message) ?? '';
+    const previous = this.groupTails.get(group);
+    const next = (previous ?? Promise.resolve<Outcome | undefined>(undefined)).then((before): Promise<Outcome> | Outcome => {
+      if (before !== undefined && before.status !== 'stored') {
+        return { status: 'released', reason: `an earlier message of group ${group} was ${before.status}` };
+      }
+      if (this.releasing) return { status: 'released', reason: 'shutting down' };
+      return this.store.add(message);
+    });
+    const tail = next.catch((error: unknown): Outcome => ({ status: 'failed', reason: describeError(error) }));
+    this.groupTails.set(group, tail);
+    void tail.then(() => {
+      if (this.groupTails.get(group) === tail) this.groupTails.delete(group);
+    });
+    return next;
+  }
+
+  private settle(entry: Held, outcome: Outcome): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    this.held.delete(entry.message.receiptHandle);
+    this.inFlight--;
+    for (const wake of this.capacityWaiters) wake();
+    this.capacityWaiters = [];
+    this.count(outcome);
+    const ack = this.acknowledge(entry.message, outcome).catch((error: unknown) => {
+      this.counts.ackErrors++;
+      this.logger.error('ack_failed', { messageId: entry.message.messageId, error: describeError(error) });
+    });
+    this.acks.add(ack);
+    void ack.finally(() => this.acks.delete(ack));
+  }
+
+  private count(outcome: Outcome): void {
+    switch (outcome.status) {
+      case 'stored':
+        this.counts.stored++;
+        if (outcome.archived) this.counts.archived++;
+        break;
+      case 'rejected':
+        this.counts.rejected++;
+        break;
+      case 'failed':
+        this.counts.failed++;
+        break;
+      case 'released':
+        this.counts.released++;
+        break;
+    }
+  }
+
+  /** Carries out the acknowledgement contract (see acknowledgement.ts) for one message. */
+  private async acknowledge(message: QueueMessage, outcome: Outcome): Promise<void> {
+    const action = decideAck(outcome, receiveCountOf(message), this.o);
+    const log = { messageId: message.messageId };
+    switch (action.kind) {
+      case 'delete':
+        return this.deleteMessage(message);
+      case 'dead-letter': {
+        const sent = await this.o.queue.deadLetter(message, action.reason);
+        if (sent.ok) {
+          this.counts.deadLettered++;
+          this.logger.info('message_dead_lettered', { ...log, reason: action.reason });
+          return this.deleteMessage(message);
+        }
+        // Not in the DLQ, so it must not be deleted: hide it and let the next receive try again.
+        this.logger.error('dead_letter_failed', { ...log, error: sent.error });
+        return this.setVisibility(message, Math.round(this.o.poisonBackoffMs / 1000));
+      }
+      case 'retry-later':
+        this.logger.debug('message_retry_later', { ...log, seconds: action.visibilityTimeoutSeconds, reason: action.reason });
+        return this.setVisibility(message, action.visibilityTimeoutSeconds);
+      case 'release':
+        return this.setVisibility(message, 0);
+    }
+  }
+
+  private async deleteMessage(message: QueueMessage): Promise<void> {
+    const result = await this.o.queue.delete(message);
+    if (result.ok) {
+      this.counts.deleted++;
+      return;
+    }
+    this.counts.ackErrors++;
+    this.logger.warn('delete_failed', { messageId: message.messageId, error: result.error });
+  }
+
+  private async setVisibility(message: QueueMessage, seconds: number): Promise<void> {
+    const result = await this.o.queue.changeVisibility(message, seconds);
+    if (result.ok) return;
+    this.counts.ackErrors++;
+    this.logger.warn('visibility_change_failed', { messageId: message.messageId, seconds, error: result.error });
+  }
+
+  private heartbeatRunning = false;
+
+  /** Extends the visibility of held messages that would become visible before the next tick. */
+  private async heartbeat(): Promise<void> {
+    if (this.heartbeatRunning) return;
+    this.heartbeatRunning = true;
+    try {
+      const now = Date.now();
+      const horizon = now + this.o.heartbeatIntervalMs * 1.5 + 1000;
+      const due = [...this.held.values()].filter((h) => !h.settled && h.visibleUntil <= horizon);
+      if (due.length === 0) return;
+      const refused = new Set(
+        await this.o.queue.extendVisibility(
+          due.map((h) => h.message),
+          this.o.visibilityTimeoutSeconds,
+        ),
+      );
+      for (const h of due) {
+        if (!refused.has(h.message)) h.visibleUntil = now + this.o.visibilityTimeoutSeconds * 1000;
+      }
+      this.counts.heartbeats += due.length - refused.size;
+      if (refused.size > 0) this.logger.warn('heartbeat_refused', { messages: refused.size });
+    } catch (error) {
+      this.logger.warn('heartbeat_failed', { error: describeError(error) });
+    } finally {
+      this.heartbeatRunning = false;
+    }
+  }
+
+  /**
+   * Waits for in-flight work. After a signal or --max-duration the wait is bounded by
+   * --shutdown-timeout; what is still running then is released (its writes are idempotent, so
+   * finishing late is harmless).
+   */
+  private async finishInFlight(): Promise<void> {
+    const bounded = this.stopReason === 'signal' || this.stopReason === 'max-duration';
+    const all = (async () => {
+      while (this.work.size > 0) await Promise.allSettled([...this.work]);
+    })();
+    if (!bounded) return all;
+    const timer = new AbortController();
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      sleep(this.o.shutdownTimeoutMs, true, { signal: timer.signal }).catch(() => false),
+    ]);
+    timer.abort();
+    if (!timedOut) return;
+    this.releaseUnstarted();
+    const stuck = [...this.held.values()].filter((h) => !h.settled);
+    this.logger.warn('shutdown_timeout', { releasing: stuck.length, timeoutMs: this.o.shutdownTimeoutMs });
+    for (const h of stuck) this.settle(h, { status: 'released', reason: 'shutdown timeout' });
+  }
+}
