@@ -12,6 +12,7 @@ import {
   type AnyBulkWriteOperation,
   type Collection,
   type Document,
+  type WriteError,
 } from 'mongodb';
 import { AppError, describeError } from '../utils/errors.js';
 import { redactString, silentLogger, type Logger } from '../utils/logger.js';
@@ -28,8 +29,13 @@ export interface MongoSinkOptions {
   logger?: Logger;
 }
 
-/** The stored document. `key` is unique; `messageAttributes` is a list so that names with dots are legal. */
+/**
+ * The stored document. `_id` is the message key (so a key exists once by construction), `key`
+ * repeats it under a unique index for readable queries; `messageAttributes` is a list so that
+ * attribute names with dots stay legal on every server.
+ */
 export interface MessageDocument {
+  _id: string;
   key: string;
   messageId: string;
   body: unknown;
@@ -68,9 +74,22 @@ export function isTransientMongoError(error: unknown): boolean {
 
 /** Single-record writes in flight at once while isolating the culprit of a failed bulk write. */
 const ISOLATION_CONCURRENCY = 10;
+const DUPLICATE_KEY = 11000;
+
+function writeErrorsOf(error: MongoBulkWriteError): readonly WriteError[] {
+  const errors = error.writeErrors;
+  return Array.isArray(errors) ? errors : [errors as WriteError];
+}
+
+/** `_id` is the message key: lookups by `_id` are the fast path on every MongoDB-wire server. */
+function upsertOperation(document: MessageDocument): AnyBulkWriteOperation<MessageDocument> {
+  const { _id, ...fields } = document;
+  return { updateOne: { filter: { _id }, update: { $set: fields as Document }, upsert: true } };
+}
 
 export function toDocument(record: MessageRecord, storedAt: Date): MessageDocument {
   const doc: MessageDocument = {
+    _id: record.key,
     key: record.key,
     messageId: record.messageId,
     body: record.body,
@@ -135,68 +154,99 @@ export class MongoSink implements Sink {
     }
   }
 
+  /**
+   * Insert first, upsert what already exists. A fresh message (the common case) costs one
+   * `insertMany`; a redelivery or a repeated key hits the unique `_id` (duplicate key 11000) and is
+   * then upserted by `_id`, so the newest delivery wins and there is still one document per key.
+   * (FerretDB v1 upserts row by row and ~20x slower than it inserts; MongoDB inserts faster too.)
+   */
   async write(batch: readonly MessageRecord[]): Promise<ItemResult[]> {
     if (batch.length === 0) return [];
     const collection = this.collection;
     if (!collection) return failAll(batch, `${this.name} is not open`, true);
     const storedAt = new Date();
-    const operations: AnyBulkWriteOperation<MessageDocument>[] = batch.map((record) => ({
-      updateOne: {
-        filter: { key: record.key },
-        update: { $set: toDocument(record, storedAt) as Document },
-        upsert: true,
-      },
-    }));
+    const documents = batch.map((record) => toDocument(record, storedAt));
     try {
-      await collection.bulkWrite(operations, { ordered: false });
+      await collection.insertMany(documents, { ordered: false });
       return batch.map((record) => ({ key: record.key, ok: true }));
     } catch (error) {
-      return this.mapBulkError(collection, batch, operations, error);
+      if (!(error instanceof MongoBulkWriteError)) return this.failBatch(batch, error);
+      const writeErrors = writeErrorsOf(error);
+      if (error.result.insertedCount + writeErrors.length !== batch.length || error.writeConcernError) {
+        // The server's answer does not account for every document: upsert each one alone.
+        return this.upsertOneByOne(collection, batch, documents);
+      }
+      const byIndex = new Map(writeErrors.map((w) => [w.index, w]));
+      const existing = batch.flatMap((record, index) => (byIndex.get(index)?.code === DUPLICATE_KEY ? [index] : []));
+      const upserted = new Map<string, ItemResult>();
+      if (existing.length > 0) {
+        const results = await this.upsert(
+          collection,
+          existing.map((i) => batch[i] as MessageRecord),
+          existing.map((i) => documents[i] as MessageDocument),
+        );
+        for (const result of results) upserted.set(result.key, result);
+      }
+      return batch.map((record, index): ItemResult => {
+        const writeError = byIndex.get(index);
+        if (writeError === undefined) return { key: record.key, ok: true };
+        if (writeError.code === DUPLICATE_KEY) return upserted.get(record.key) as ItemResult;
+        return {
+          key: record.key,
+          ok: false,
+          error: `code ${writeError.code}: ${redactString(writeError.errmsg ?? '')}`,
+          retryable: TRANSIENT_CODES.has(writeError.code),
+        };
+      });
     }
   }
 
   /**
-   * Maps a bulk failure back to the records that caused it. The server's write errors are trusted
-   * only when its counts account for every operation; otherwise (FerretDB v1 stops at the first
-   * bad document and reports index 0) each record is retried alone, which is safe because every
-   * operation is an idempotent upsert.
+   * Upserts by `_id` in one unordered bulk write. Per-document failures are trusted only when the
+   * server's counts account for every operation; otherwise (FerretDB v1 stops at the first bad
+   * update and reports index 0) each document is upserted alone, which is safe because upserts
+   * are idempotent.
    */
-  private async mapBulkError(
+  private async upsert(
     collection: Collection<MessageDocument>,
     batch: readonly MessageRecord[],
-    operations: readonly AnyBulkWriteOperation<MessageDocument>[],
-    error: unknown,
+    documents: readonly MessageDocument[],
   ): Promise<ItemResult[]> {
-    if (!(error instanceof MongoBulkWriteError)) {
-      const message = redactString(describeError(error));
-      this.logger.warn('store_write_failed', { store: this.name, records: batch.length, error: message });
-      // The whole batch failed, so the store, not a message, is at fault: always worth retrying.
-      return failAll(batch, message, true);
+    try {
+      await collection.bulkWrite(documents.map(upsertOperation), { ordered: false });
+      return batch.map((record) => ({ key: record.key, ok: true }));
+    } catch (error) {
+      if (!(error instanceof MongoBulkWriteError)) return this.failBatch(batch, error);
+      const writeErrors = writeErrorsOf(error);
+      const accounted = error.result.matchedCount + error.result.upsertedCount + writeErrors.length;
+      if (accounted !== batch.length || error.writeConcernError) return this.upsertOneByOne(collection, batch, documents);
+      const byIndex = new Map(writeErrors.map((w) => [w.index, w]));
+      return batch.map((record, index): ItemResult => {
+        const writeError = byIndex.get(index);
+        if (writeError === undefined) return { key: record.key, ok: true };
+        return {
+          key: record.key,
+          ok: false,
+          error: `code ${writeError.code}: ${redactString(writeError.errmsg ?? '')}`,
+          retryable: TRANSIENT_CODES.has(writeError.code),
+        };
+      });
     }
-    const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
-    const accounted = error.result.matchedCount + error.result.upsertedCount + writeErrors.length;
-    if (accounted !== batch.length || error.writeConcernError) {
-      this.logger.debug('store_write_isolating', { store: this.name, records: batch.length });
-      return this.writeOneByOne(collection, batch, operations);
-    }
-    const byIndex = new Map(writeErrors.map((w) => [w.index, w]));
-    return batch.map((record, index): ItemResult => {
-      const writeError = byIndex.get(index);
-      if (writeError === undefined) return { key: record.key, ok: true };
-      return {
-        key: record.key,
-        ok: false,
-        error: `code ${writeError.code}: ${redactString(writeError.errmsg ?? '')}`,
-        retryable: TRANSIENT_CODES.has(writeError.code),
-      };
-    });
   }
 
-  private async writeOneByOne(
+  /** The whole batch failed, so the store, not a message, is at fault: always worth retrying. */
+  private failBatch(batch: readonly MessageRecord[], error: unknown): ItemResult[] {
+    const message = redactString(describeError(error));
+    this.logger.warn('store_write_failed', { store: this.name, records: batch.length, error: message });
+    return failAll(batch, message, true);
+  }
+
+  private async upsertOneByOne(
     collection: Collection<MessageDocument>,
     batch: readonly MessageRecord[],
-    operations: readonly AnyBulkWriteOperation<MessageDocument>[],
+    documents: readonly MessageDocument[],
   ): Promise<ItemResult[]> {
+    this.logger.debug('store_write_isolating', { store: this.name, records: batch.length });
     const results: ItemResult[] = [];
     for (let start = 0; start < batch.length; start += ISOLATION_CONCURRENCY) {
       const slice = batch.slice(start, start + ISOLATION_CONCURRENCY);
@@ -204,7 +254,7 @@ export class MongoSink implements Sink {
         ...(await Promise.all(
           slice.map(async (record, offset): Promise<ItemResult> => {
             try {
-              await collection.bulkWrite([operations[start + offset] as AnyBulkWriteOperation<MessageDocument>]);
+              await collection.bulkWrite([upsertOperation(documents[start + offset] as MessageDocument)]);
               return { key: record.key, ok: true };
             } catch (error) {
               const reason = redactString(describeError(error));

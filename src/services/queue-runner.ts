@@ -177,6 +177,10 @@ export class QueueRunner {
       this.stopReceiving.abort();
       this.releaseUnstarted();
     }
+    this.wakeCapacityWaiters();
+  }
+
+  private wakeCapacityWaiters(): void {
     for (const wake of this.capacityWaiters) wake();
     this.capacityWaiters = [];
   }
@@ -196,9 +200,11 @@ export class QueueRunner {
     let failures = 0;
     let emptyStreak = 0;
     while (!this.stopping) {
-      await this.waitForCapacity(unit);
-      if (this.stopping) break;
-      const want = this.reserve(unit);
+      const want = await this.acquire(unit);
+      if (this.stopping) {
+        this.reserved -= want;
+        break;
+      }
       if (want === 0) {
         // Other receivers hold the rest of the quota; stop only once it was all received.
         if (this.reserved === 0) this.stop('max-messages');
@@ -216,6 +222,7 @@ export class QueueRunner {
         failures = 0;
       } catch (error) {
         this.reserved -= want;
+        this.wakeCapacityWaiters();
         failures++;
         const retryable = isAppError(error) ? error.retryable : true;
         this.logger.warn('receive_failed', { receiver, attempt: failures, retryable, error: describeError(error) });
@@ -229,6 +236,7 @@ export class QueueRunner {
       }
       this.reserved -= want;
       for (const message of messages) this.accept(message);
+      if (messages.length < want) this.wakeCapacityWaiters();
       if (messages.length === 0) {
         emptyStreak++;
         // A long poll that returns nothing saw an empty queue; short polls sample, so need three.
@@ -240,22 +248,20 @@ export class QueueRunner {
     }
   }
 
-  /** Reserves up to `unit` messages of the --max-messages quota for one receive. */
-  private reserve(unit: number): number {
-    if (this.o.maxMessages === undefined) {
-      this.reserved += unit;
-      return unit;
+  /**
+   * Waits until `unit` more messages fit under --max-in-flight, then reserves them (and their
+   * share of the --max-messages quota) in the same synchronous step, so that concurrent receivers
+   * cannot all pass the check before any of them reserved.
+   */
+  private async acquire(unit: number): Promise<number> {
+    while (!this.stopping && this.inFlight + this.reserved + unit > this.o.maxInFlight) {
+      await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
     }
-    const left = this.o.maxMessages - this.counts.received - this.reserved;
+    const left =
+      this.o.maxMessages === undefined ? unit : this.o.maxMessages - this.counts.received - this.reserved;
     const want = Math.max(0, Math.min(unit, left));
     this.reserved += want;
     return want;
-  }
-
-  private async waitForCapacity(needed: number): Promise<void> {
-    while (!this.stopping && this.inFlight + needed > this.o.maxInFlight) {
-      await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
-    }
   }
 
   private async pause(ms: number): Promise<void> {
@@ -307,8 +313,7 @@ export class QueueRunner {
     entry.settled = true;
     this.held.delete(entry.message.receiptHandle);
     this.inFlight--;
-    for (const wake of this.capacityWaiters) wake();
-    this.capacityWaiters = [];
+    this.wakeCapacityWaiters();
     this.count(outcome);
     const ack = this.acknowledge(entry.message, outcome).catch((error: unknown) => {
       this.counts.ackErrors++;

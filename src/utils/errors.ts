@@ -83,6 +83,7 @@ export function isAppError(error: unknown): error is AppError {
 
 /** A short human description of any thrown value, for logs and per-item reports. */
 export function describeError(error: unknown): string {
+  if (error instanceof AppError) return error.message;
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     const prefix = typeof code === 'string' && !error.message.includes(code) ? `${code}: ` : '';

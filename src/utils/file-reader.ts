@@ -27,8 +27,13 @@ export interface Validator<T> {
 
 // allErrors stays off: the first problem per document is what a user fixes first, and it keeps
 // validation of hot-path messages cheap. `strict: false` accepts user schemas with unknown keywords.
-const ajv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true });
-addFormats(ajv);
+// One Ajv per schema: Ajv registers schemas by $id, so a shared instance would refuse to compile
+// the same file twice in one process (a warm Lambda, a test run).
+function newAjv(): Ajv {
+  const ajv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true });
+  addFormats(ajv);
+  return ajv;
+}
 
 function toProblem(error: ErrorObject): ValidationProblem {
   const params = error.params as Record<string, unknown>;
@@ -53,7 +58,7 @@ export function formatProblem(problem: ValidationProblem): string {
 export function compileSchema<T>(schema: object | boolean, source: string): Validator<T> {
   let fn: ValidateFunction;
   try {
-    fn = ajv.compile(schema);
+    fn = newAjv().compile(schema);
   } catch (error) {
     throw new AppError('CONFIG_INVALID', `${source}: not a usable JSON Schema: ${(error as Error).message}`, {
       cause: error,
