@@ -1,6 +1,7 @@
 import { loadProcessSqsSettings } from '../config/config-loader.js';
 import { ExitCode } from '../config/constants.js';
 import { AWS_OPTIONS, PROCESS_SQS_OPTIONS } from '../config/settings.js';
+import { MSSQL_OPTIONS } from '../config/mssql-settings.js';
 import { processSqs, type ProcessSqsSummary } from '../services/process-sqs.js';
 import type { CommandDefinition } from './command.js';
 import { emitSummary, formatCounts } from './summary.js';
@@ -16,7 +17,10 @@ function rows(s: ProcessSqsSummary): Array<[string, string]> {
     ['released', String(s.released)],
     ['deleted', String(s.deleted)],
     ['ack errors', String(s.ackErrors)],
-    ['SQS requests', `${s.sqsRequestsTotal} (${s.sqsRequestsPerMessage} per message): ${formatCounts(s.sqsRequests)}`],
+    [
+      'SQS requests',
+      `${s.sqsRequestsTotal} (${s.sqsRequestsPerMessage} per message): ${formatCounts(s.sqsRequests)}`,
+    ],
     ['S3 requests', formatCounts(s.s3Requests)],
     ['duration', `${(s.durationMs / 1000).toFixed(1)} s, ${s.messagesPerSecond} msgs/s`],
   ];
@@ -24,13 +28,14 @@ function rows(s: ProcessSqsSummary): Array<[string, string]> {
 
 export const processSqsCommand: CommandDefinition = {
   name: 'process-sqs',
-  summary: 'drain an SQS queue into MongoDB and S3, deleting each message once every store has it',
+  summary:
+    'drain an SQS queue into MongoDB, SQL Server and S3, deleting each message once every store has it',
   description:
     'Receives messages with long polling, validates each JSON body against a JSON Schema, stores it in\n' +
-    'every configured store (MongoDB, S3 archive), and deletes it only once all of them confirmed it.\n' +
+    'every configured store (MongoDB, SQL Server, S3 archive), and deletes it only once all of them confirmed it.\n' +
     'Invalid messages go to --dlq-url with the reason; transient failures come back later with a backoff.\n' +
     'Runs until SIGINT/SIGTERM, or until the queue is empty with --until-empty.',
-  options: [PROCESS_SQS_OPTIONS, AWS_OPTIONS],
+  options: [PROCESS_SQS_OPTIONS, MSSQL_OPTIONS, AWS_OPTIONS],
   examples: [
     [
       'aws-msg process-sqs --queue-url https://sqs.eu-west-1.amazonaws.com/123456789012/orders --mongo-uri mongodb://db:27017/shop --until-empty',
@@ -40,13 +45,17 @@ export const processSqsCommand: CommandDefinition = {
       'aws-msg process-sqs --archive-bucket audit --archive-when "type=order,amount>=1000" --dlq-url $DLQ_URL',
       'also archive large orders to S3 and dead-letter invalid messages (queue and store from .env)',
     ],
-    ['aws-msg process-sqs --until-empty --json | jq .sqsRequestsPerMessage', 'print the summary as JSON for scripts'],
+    [
+      'aws-msg process-sqs --until-empty --json | jq .sqsRequestsPerMessage',
+      'print the summary as JSON for scripts',
+    ],
   ],
   async action(context) {
     const settings = loadProcessSqsSettings(context.sources);
     const summary = await processSqs(settings, { logger: context.logger, signal: context.signal });
     emitSummary(context, 'process-sqs summary', summary, rows(summary), settings.json);
-    if (summary.stopReason === 'receive-error') return ExitCode.UNAVAILABLE;
+    if (summary.stopReason === 'receive-error' || summary.stopReason === 'store-unavailable')
+      return ExitCode.UNAVAILABLE;
     return summary.failed > 0 || summary.rejected > 0 ? ExitCode.PARTIAL_FAILURE : ExitCode.OK;
   },
 };

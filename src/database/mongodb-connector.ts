@@ -6,9 +6,7 @@
 import {
   MongoBulkWriteError,
   MongoClient,
-  MongoNetworkError,
   MongoServerError,
-  MongoServerSelectionError,
   type AnyBulkWriteOperation,
   type Collection,
   type Document,
@@ -63,13 +61,16 @@ const TRANSIENT_CODES = new Set([
   6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11000, 11600, 11602, 13435, 13436, 16500,
 ]);
 
+/**
+ * Whether an error from writing one document may go away by itself. Only a server that answered
+ * with a document-level error code (bad field name, too large, validation) is permanent; network
+ * and selection errors, pool resets, timeouts and anything unrecognised are transient, because
+ * calling them permanent would dead-letter good messages during an outage.
+ */
 export function isTransientMongoError(error: unknown): boolean {
-  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
-  if (error instanceof MongoServerError) {
-    if (error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('TransientTransactionError')) return true;
-    return typeof error.code === 'number' && TRANSIENT_CODES.has(error.code);
-  }
-  return false;
+  if (!(error instanceof MongoServerError)) return true;
+  if (error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('TransientTransactionError')) return true;
+  return typeof error.code !== 'number' || TRANSIENT_CODES.has(error.code);
 }
 
 /** Single-record writes in flight at once while isolating the culprit of a failed bulk write. */

@@ -6,7 +6,7 @@
  *   rejected, with a DLQ   -> send to the DLQ with the reason, then delete (once the DLQ has it)
  *   rejected, no DLQ       -> hide it for the poison backoff; the queue's redrive policy moves it
  *   failed (transient)     -> hide it for an exponential backoff computed from ApproximateReceiveCount
- *   released               -> make it visible again at once (visibility 0)
+ *   released               -> make it visible again at once (visibility 0), or after its delay
  */
 import { SQS_MAX_VISIBILITY_TIMEOUT_SECONDS } from '../config/constants.js';
 import type { Outcome } from './message-processor.js';
@@ -15,7 +15,7 @@ export type AckAction =
   | { kind: 'delete' }
   | { kind: 'dead-letter'; reason: string }
   | { kind: 'retry-later'; visibilityTimeoutSeconds: number; reason: string }
-  | { kind: 'release' };
+  | { kind: 'release'; visibilityTimeoutSeconds: number };
 
 export interface AckPolicy {
   /** Whether a dead-letter queue is configured (`--dlq-url`). */
@@ -67,10 +67,15 @@ export function decideAck(
     case 'failed':
       return {
         kind: 'retry-later',
-        visibilityTimeoutSeconds: backoffSeconds(receiveCount, policy.retryBackoffMs, policy.retryBackoffMaxMs, random),
+        visibilityTimeoutSeconds: backoffSeconds(
+          receiveCount,
+          policy.retryBackoffMs,
+          policy.retryBackoffMaxMs,
+          random,
+        ),
         reason: outcome.reason,
       };
     case 'released':
-      return { kind: 'release' };
+      return { kind: 'release', visibilityTimeoutSeconds: clampVisibility(outcome.delaySeconds ?? 0) };
   }
 }

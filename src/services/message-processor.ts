@@ -33,8 +33,11 @@ export type Outcome =
   | { status: 'rejected'; reason: string }
   /** A store is unavailable or timed out: try again later. */
   | { status: 'failed'; reason: string }
-  /** Not processed (an earlier message of its FIFO group did not succeed): give it back at once. */
-  | { status: 'released'; reason: string };
+  /**
+   * Not processed (shutdown, or an earlier message of its FIFO group did not succeed): give it
+   * back, at once unless `delaySeconds` says otherwise.
+   */
+  | { status: 'released'; reason: string; delaySeconds?: number };
 
 export interface ArchiveTarget {
   rule: ArchiveRule;
@@ -129,7 +132,10 @@ export class MessageProcessor {
     try {
       body = JSON.parse(message.body);
     } catch (error) {
-      return { ok: false, outcome: { status: 'rejected', reason: `invalid JSON: ${(error as Error).message}` } };
+      return {
+        ok: false,
+        outcome: { status: 'rejected', reason: `invalid JSON: ${(error as Error).message}` },
+      };
     }
     const result = this.validator.validate(body);
     if (!result.ok) {
@@ -193,7 +199,10 @@ export class MessageProcessor {
           const outcome = outcomes[index];
           const group = groupIdOf(messages[index] as QueueMessage) ?? '';
           if (outcome && outcome.status !== 'stored' && !stoppedGroups.has(group)) {
-            stoppedGroups.set(group, outcome.status === 'released' ? 'was released' : `was ${outcome.status}`);
+            stoppedGroups.set(
+              group,
+              outcome.status === 'released' ? 'was released' : `was ${outcome.status}`,
+            );
           }
         }
       }
@@ -247,7 +256,11 @@ export class MessageProcessor {
   }
 }
 
-function combine(record: MessageRecord, sinks: readonly Sink[], perSink: ReadonlyArray<Map<string, ItemResult>>): Outcome {
+function combine(
+  record: MessageRecord,
+  sinks: readonly Sink[],
+  perSink: ReadonlyArray<Map<string, ItemResult>>,
+): Outcome {
   const permanent: string[] = [];
   const transient: string[] = [];
   sinks.forEach((sink, i) => {

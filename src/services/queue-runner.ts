@@ -13,7 +13,13 @@ import { describeError, isAppError } from '../utils/errors.js';
 import { silentLogger, type Logger } from '../utils/logger.js';
 import { MicroBatcher } from '../utils/micro-batcher.js';
 import { decideAck, type AckPolicy } from './acknowledgement.js';
-import { groupIdOf, receiveCountOf, type Outcome, type ProcessOptions, type QueueMessage } from './message-processor.js';
+import {
+  groupIdOf,
+  receiveCountOf,
+  type Outcome,
+  type ProcessOptions,
+  type QueueMessage,
+} from './message-processor.js';
 
 /** The queue operations the runner needs. `SqsQueue` implements it; tests may use a fake. */
 export interface QueuePort {
@@ -24,7 +30,10 @@ export interface QueuePort {
     signal?: AbortSignal;
   }): Promise<QueueMessage[]>;
   delete(message: QueueMessage): Promise<{ ok: true } | { ok: false; error: string }>;
-  changeVisibility(message: QueueMessage, seconds: number): Promise<{ ok: true } | { ok: false; error: string }>;
+  changeVisibility(
+    message: QueueMessage,
+    seconds: number,
+  ): Promise<{ ok: true } | { ok: false; error: string }>;
   deadLetter(message: QueueMessage, reason: string): Promise<{ ok: true } | { ok: false; error: string }>;
   extendVisibility(messages: readonly QueueMessage[], seconds: number): Promise<QueueMessage[]>;
   flush(): Promise<void>;
@@ -61,7 +70,14 @@ export interface QueueRunnerOptions extends AckPolicy {
   logger?: Logger;
 }
 
-export type StopReason = 'queue-empty' | 'signal' | 'max-messages' | 'max-duration' | 'receive-error';
+export type StopReason =
+  | 'queue-empty'
+  | 'signal'
+  | 'max-messages'
+  | 'max-duration'
+  | 'receive-error'
+  /** --until-empty only: every store batch kept failing with transient errors. */
+  | 'store-unavailable';
 
 export interface RunCounts {
   received: number;
@@ -98,6 +114,12 @@ interface Held {
 const RECEIVE_ERROR_BACKOFF_MS = [250, 1000, 2000, 5000, 10_000, 20_000];
 /** In --until-empty mode, give up receiving after this many consecutive failed receives. */
 const UNTIL_EMPTY_RECEIVE_ATTEMPTS = 5;
+/** Receiving pauses after a store batch failed entirely: 1 s, doubling, up to 30 s. */
+const STORE_OUTAGE_PAUSE_MS = { first: 1000, max: 30_000 };
+/** How long past its backoff a failed FIFO message keeps later messages of its group waiting. */
+const FIFO_BLOCK_GRACE_MS = 5000;
+/** In --until-empty mode, stop after this many consecutive store batches failed entirely. */
+const UNTIL_EMPTY_STORE_ATTEMPTS = 4;
 
 export class QueueRunner {
   private readonly o: QueueRunnerOptions;
@@ -106,6 +128,8 @@ export class QueueRunner {
   private readonly stopReceiving = new AbortController();
   private readonly held = new Map<string, Held>();
   private readonly groupTails = new Map<string, Promise<Outcome>>();
+  /** FIFO groups waiting for a message that failed: later messages of the group must not overtake it. */
+  private readonly blockedGroups = new Map<string, { messageId: string; until: number }>();
   private readonly work = new Set<Promise<void>>();
   private readonly acks = new Set<Promise<void>>();
   private capacityWaiters: Array<() => void> = [];
@@ -114,6 +138,9 @@ export class QueueRunner {
   private stopReason: StopReason | undefined;
   private fatalError: string | undefined;
   private releasing = false;
+  /** Consecutive store batches in which every message failed transiently (a store outage). */
+  private storeOutageStreak = 0;
+  private pausedUntil = 0;
   private readonly counts: RunCounts = {
     received: 0,
     stored: 0,
@@ -133,7 +160,11 @@ export class QueueRunner {
     this.store = new MicroBatcher({
       maxSize: options.storeBatchSize,
       maxDelayMs: options.storeBatchWaitMs,
-      run: (batch) => options.processor.process(batch, { fifo: options.fifo }),
+      run: async (batch) => {
+        const outcomes = await options.processor.process(batch, { fifo: options.fifo });
+        this.observeStores(outcomes);
+        return outcomes;
+      },
     });
   }
 
@@ -148,7 +179,9 @@ export class QueueRunner {
     if (this.o.signal?.aborted) this.stop('signal');
     this.o.signal?.addEventListener('abort', onSignal, { once: true });
     const durationTimer =
-      this.o.maxDurationMs === undefined ? undefined : setTimeout(() => this.stop('max-duration'), this.o.maxDurationMs);
+      this.o.maxDurationMs === undefined
+        ? undefined
+        : setTimeout(() => this.stop('max-duration'), this.o.maxDurationMs);
     const heartbeat = setInterval(() => void this.heartbeat(), this.o.heartbeatIntervalMs);
     try {
       await Promise.all(Array.from({ length: this.o.receivers }, (_, i) => this.receiveLoop(i)));
@@ -160,7 +193,11 @@ export class QueueRunner {
       if (durationTimer) clearTimeout(durationTimer);
       this.o.signal?.removeEventListener('abort', onSignal);
     }
-    const result: RunResult = { ...this.counts, stopReason: this.stopReason ?? 'signal', durationMs: Date.now() - started };
+    const result: RunResult = {
+      ...this.counts,
+      stopReason: this.stopReason ?? 'signal',
+      durationMs: Date.now() - started,
+    };
     if (this.fatalError !== undefined) result.error = this.fatalError;
     return result;
   }
@@ -195,11 +232,41 @@ export class QueueRunner {
     if (released.length > 0) this.logger.info('unstarted_released', { messages: released.length });
   }
 
+  /**
+   * A store batch in which every message failed transiently means a store is down. Receiving
+   * more would only cycle messages through the queue, spend requests and raise their receive
+   * counts towards the redrive limit, so receiving pauses (1 s, doubling, up to 30 s) until a
+   * batch gets through. A --until-empty run gives up after a few such batches.
+   */
+  private observeStores(outcomes: readonly Outcome[]): void {
+    if (outcomes.some((o) => o.status === 'stored')) {
+      if (this.storeOutageStreak > 0) this.logger.info('stores_recovered', { after: this.storeOutageStreak });
+      this.storeOutageStreak = 0;
+      this.pausedUntil = 0;
+      return;
+    }
+    if (outcomes.length === 0 || !outcomes.every((o) => o.status === 'failed')) return;
+    this.storeOutageStreak++;
+    const pauseMs = Math.min(
+      STORE_OUTAGE_PAUSE_MS.first * 2 ** (this.storeOutageStreak - 1),
+      STORE_OUTAGE_PAUSE_MS.max,
+    );
+    this.pausedUntil = Date.now() + pauseMs;
+    this.logger.warn('stores_unavailable', { batchesFailed: this.storeOutageStreak, pauseMs });
+    if (this.o.untilEmpty && this.storeOutageStreak >= UNTIL_EMPTY_STORE_ATTEMPTS)
+      this.stop('store-unavailable');
+  }
+
   private async receiveLoop(receiver: number): Promise<void> {
     const unit = Math.min(this.o.batchSize, this.o.maxInFlight);
     let failures = 0;
     let emptyStreak = 0;
     while (!this.stopping) {
+      const paused = this.pausedUntil - Date.now();
+      if (paused > 0) {
+        await this.pause(paused);
+        continue;
+      }
       const want = await this.acquire(unit);
       if (this.stopping) {
         this.reserved -= want;
@@ -225,13 +292,20 @@ export class QueueRunner {
         this.wakeCapacityWaiters();
         failures++;
         const retryable = isAppError(error) ? error.retryable : true;
-        this.logger.warn('receive_failed', { receiver, attempt: failures, retryable, error: describeError(error) });
+        this.logger.warn('receive_failed', {
+          receiver,
+          attempt: failures,
+          retryable,
+          error: describeError(error),
+        });
         if (!retryable || (this.o.untilEmpty && failures >= UNTIL_EMPTY_RECEIVE_ATTEMPTS)) {
           this.fatalError = describeError(error);
           this.stop('receive-error');
           break;
         }
-        await this.pause(RECEIVE_ERROR_BACKOFF_MS[Math.min(failures, RECEIVE_ERROR_BACKOFF_MS.length) - 1] ?? 20_000);
+        await this.pause(
+          RECEIVE_ERROR_BACKOFF_MS[Math.min(failures, RECEIVE_ERROR_BACKOFF_MS.length) - 1] ?? 20_000,
+        );
         continue;
       }
       this.reserved -= want;
@@ -244,7 +318,8 @@ export class QueueRunner {
       } else {
         emptyStreak = 0;
       }
-      if (this.o.maxMessages !== undefined && this.counts.received >= this.o.maxMessages) this.stop('max-messages');
+      if (this.o.maxMessages !== undefined && this.counts.received >= this.o.maxMessages)
+        this.stop('max-messages');
     }
   }
 
@@ -277,11 +352,14 @@ export class QueueRunner {
       settled: false,
     };
     this.held.set(message.receiptHandle, entry);
+    const blocked = this.o.fifo ? this.blockedBy(message) : undefined;
     const outcome: Promise<Outcome> = this.releasing
       ? Promise.resolve({ status: 'released', reason: 'shutting down' })
-      : this.o.fifo
-        ? this.chain(message)
-        : this.store.add(message);
+      : blocked
+        ? Promise.resolve(blocked)
+        : this.o.fifo
+          ? this.chain(message)
+          : this.store.add(message);
     const done = outcome
       .catch((error: unknown): Outcome => ({ status: 'failed', reason: describeError(error) }))
       .then((result) => this.settle(entry, result));
@@ -289,18 +367,53 @@ export class QueueRunner {
     void done.finally(() => this.work.delete(done));
   }
 
+  /**
+   * FIFO: while an earlier message of the group waits out its backoff, a later one must not be
+   * stored before it. SQS itself withholds a group while one of its messages is in flight, but
+   * some emulators do not, so the runner enforces it too and hands the message back until then.
+   */
+  private blockedBy(message: QueueMessage): Outcome | undefined {
+    const group = groupIdOf(message) ?? '';
+    const block = this.blockedGroups.get(group);
+    if (block === undefined) return undefined;
+    const now = Date.now();
+    if (block.messageId === message.messageId || now >= block.until) {
+      this.blockedGroups.delete(group);
+      return undefined;
+    }
+    return {
+      status: 'released',
+      reason: `group ${group} waits for message ${block.messageId}`,
+      delaySeconds: Math.max(1, Math.ceil((block.until - now) / 1000)),
+    };
+  }
+
+  private blockGroup(message: QueueMessage, seconds: number): void {
+    const group = groupIdOf(message);
+    if (!this.o.fifo || group === undefined) return;
+    // The grace covers a blocker that becomes visible a little after its successors were handed
+    // back; the block ends early as soon as the blocker itself is received again.
+    const until = Date.now() + seconds * 1000 + FIFO_BLOCK_GRACE_MS;
+    this.blockedGroups.set(group, { messageId: message.messageId, until });
+  }
+
   /** FIFO: a message starts only after its group's previous one was stored; otherwise it is released. */
   private chain(message: QueueMessage): Promise<Outcome> {
     const group = groupIdOf(message) ?? '';
     const previous = this.groupTails.get(group);
-    const next = (previous ?? Promise.resolve<Outcome | undefined>(undefined)).then((before): Promise<Outcome> | Outcome => {
-      if (before !== undefined && before.status !== 'stored') {
-        return { status: 'released', reason: `an earlier message of group ${group} was ${before.status}` };
-      }
-      if (this.releasing) return { status: 'released', reason: 'shutting down' };
-      return this.store.add(message);
-    });
-    const tail = next.catch((error: unknown): Outcome => ({ status: 'failed', reason: describeError(error) }));
+    const next = (previous ?? Promise.resolve<Outcome | undefined>(undefined)).then(
+      (before): Promise<Outcome> | Outcome => {
+        if (before !== undefined && before.status !== 'stored') {
+          return { status: 'released', reason: `an earlier message of group ${group} was ${before.status}` };
+        }
+        if (this.releasing) return { status: 'released', reason: 'shutting down' };
+        return this.store.add(message);
+      },
+    );
+    const tail = next.catch((error: unknown): Outcome => ({
+      status: 'failed',
+      reason: describeError(error),
+    }));
     this.groupTails.set(group, tail);
     void tail.then(() => {
       if (this.groupTails.get(group) === tail) this.groupTails.delete(group);
@@ -357,13 +470,20 @@ export class QueueRunner {
         }
         // Not in the DLQ, so it must not be deleted: hide it and let the next receive try again.
         this.logger.error('dead_letter_failed', { ...log, error: sent.error });
-        return this.setVisibility(message, Math.round(this.o.poisonBackoffMs / 1000));
+        const seconds = Math.round(this.o.poisonBackoffMs / 1000);
+        this.blockGroup(message, seconds);
+        return this.setVisibility(message, seconds);
       }
       case 'retry-later':
-        this.logger.debug('message_retry_later', { ...log, seconds: action.visibilityTimeoutSeconds, reason: action.reason });
+        this.logger.debug('message_retry_later', {
+          ...log,
+          seconds: action.visibilityTimeoutSeconds,
+          reason: action.reason,
+        });
+        this.blockGroup(message, action.visibilityTimeoutSeconds);
         return this.setVisibility(message, action.visibilityTimeoutSeconds);
       case 'release':
-        return this.setVisibility(message, 0);
+        return this.setVisibility(message, action.visibilityTimeoutSeconds);
     }
   }
 
@@ -381,7 +501,11 @@ export class QueueRunner {
     const result = await this.o.queue.changeVisibility(message, seconds);
     if (result.ok) return;
     this.counts.ackErrors++;
-    this.logger.warn('visibility_change_failed', { messageId: message.messageId, seconds, error: result.error });
+    this.logger.warn('visibility_change_failed', {
+      messageId: message.messageId,
+      seconds,
+      error: result.error,
+    });
   }
 
   private heartbeatRunning = false;

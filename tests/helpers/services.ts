@@ -113,7 +113,7 @@ export async function startLocalSqs(): Promise<RunningService> {
   };
 }
 
-function stopChild(child: ChildProcess, timeoutMs = 5000): Promise<void> {
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -121,7 +121,7 @@ function stopChild(child: ChildProcess, timeoutMs = 5000): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
 
@@ -168,7 +168,7 @@ export async function startMoto(binary = motoBinary()): Promise<RunningService> 
 }
 
 export interface FerretDb extends RunningService {
-  /** Stops the server but keeps its data directory, so `start()` brings the same data back. */
+  /** Crashes the server (SIGKILL) but keeps its data directory, so `start()` brings the same data back. */
   kill(): Promise<void>;
   /** Starts it again on the same port with the same data. */
   start(): Promise<void>;
@@ -192,7 +192,7 @@ export async function startFerretDb(binary = ferretDbBinary()): Promise<FerretDb
   return {
     endpoint: `mongodb://127.0.0.1:${port}/`,
     async kill() {
-      if (child) await stopChild(child);
+      if (child) await stopChild(child, 'SIGKILL');
       child = undefined;
     },
     async start() {

@@ -42,7 +42,14 @@ describe('acknowledgement contract', () => {
   });
 
   it('releases a released message at once', () => {
-    expect(decideAck({ status: 'released', reason: 'fifo' }, 1, policy)).toEqual({ kind: 'release' });
+    expect(decideAck({ status: 'released', reason: 'fifo' }, 1, policy)).toEqual({
+      kind: 'release',
+      visibilityTimeoutSeconds: 0,
+    });
+    expect(decideAck({ status: 'released', reason: 'fifo', delaySeconds: 3 }, 1, policy)).toEqual({
+      kind: 'release',
+      visibilityTimeoutSeconds: 3,
+    });
   });
 
   it('backoff jitter stays between half and all of the exponential value, within SQS limits', () => {
