@@ -116,6 +116,8 @@ const RECEIVE_ERROR_BACKOFF_MS = [250, 1000, 2000, 5000, 10_000, 20_000];
 const UNTIL_EMPTY_RECEIVE_ATTEMPTS = 5;
 /** Receiving pauses after a store batch failed entirely: 1 s, doubling, up to 30 s. */
 const STORE_OUTAGE_PAUSE_MS = { first: 1000, max: 30_000 };
+/** On a signal, receives in flight may finish for this long before they are aborted. */
+const RECEIVE_ABORT_GRACE_MS = 1000;
 /** How long past its backoff a failed FIFO message keeps later messages of its group waiting. */
 const FIFO_BLOCK_GRACE_MS = 5000;
 /** In --until-empty mode, stop after this many consecutive store batches failed entirely. */
@@ -125,7 +127,10 @@ export class QueueRunner {
   private readonly o: QueueRunnerOptions;
   private readonly logger: Logger;
   private readonly store: MicroBatcher<QueueMessage, Outcome>;
+  /** Aborts receive requests (after a grace on a signal). */
   private readonly stopReceiving = new AbortController();
+  /** Aborted on any stop: ends pauses at once. */
+  private readonly stopped = new AbortController();
   private readonly held = new Map<string, Held>();
   private readonly groupTails = new Map<string, Promise<Outcome>>();
   /** FIFO groups waiting for a message that failed: later messages of the group must not overtake it. */
@@ -206,13 +211,16 @@ export class QueueRunner {
   stop(reason: StopReason): void {
     if (this.stopReason === undefined) {
       this.stopReason = reason;
+      this.stopped.abort();
       this.logger.info('receiving_stopped', { reason, held: this.held.size });
     }
     if (reason === 'signal') {
-      // A long poll aborted after SQS picked its messages hides them until their visibility timeout
-      // ends: delayed, never lost. That is the price of stopping at once.
-      this.stopReceiving.abort();
       this.releaseUnstarted();
+      // Receives in flight get a moment to return, and what they bring is released at once. A
+      // receive aborted after SQS picked its messages would hide them for the whole visibility
+      // timeout (delayed, not lost); a long poll still waiting after the grace found nothing.
+      const timer = setTimeout(() => this.stopReceiving.abort(), RECEIVE_ABORT_GRACE_MS);
+      timer.unref();
     }
     this.wakeCapacityWaiters();
   }
@@ -340,7 +348,7 @@ export class QueueRunner {
   }
 
   private async pause(ms: number): Promise<void> {
-    await sleep(ms, undefined, { signal: this.stopReceiving.signal }).catch(() => undefined);
+    await sleep(ms, undefined, { signal: this.stopped.signal }).catch(() => undefined);
   }
 
   private accept(message: QueueMessage): void {
