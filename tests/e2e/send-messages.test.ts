@@ -57,21 +57,11 @@ describeWithPeers(['sqs'], 'aws-msg send-messages (child process)', () => {
       batch = await receiveAll(sqs, queue.url)
     ) {
       bodies.push(...batch.map((m) => m.Body as string));
-      await sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: queue.url,
-          Entries: batch.slice(0, 10).map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
-        }),
-      );
-      for (let i = 10; i < batch.length; i += 10) {
-        await sqs.send(
-          new DeleteMessageBatchCommand({
-            QueueUrl: queue.url,
-            Entries: batch
-              .slice(i, i + 10)
-              .map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle })),
-          }),
-        );
+      for (let i = 0; i < batch.length; i += 10) {
+        const Entries = batch
+          .slice(i, i + 10)
+          .map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle }));
+        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queue.url, Entries }));
       }
     }
     expect(bodies).toHaveLength(60);
