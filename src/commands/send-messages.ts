@@ -14,7 +14,10 @@ export const sendMessagesCommand: CommandDefinition = {
     "SQS's 5-minute window sends nothing twice.",
   options: [SEND_MESSAGES_OPTIONS, AWS_OPTIONS],
   examples: [
-    ['aws-msg send-messages --file input_data/messages.json --queue-url $QUEUE_URL', 'send the sample messages'],
+    [
+      'aws-msg send-messages --file input_data/messages.json --queue-url $QUEUE_URL',
+      'send the sample messages',
+    ],
     [
       'aws-msg send-messages --file orders.json --queue-url $FIFO_URL --group-id-field customerId --dedup-id-field orderId',
       'keep each customer in order on a FIFO queue',

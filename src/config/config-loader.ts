@@ -22,6 +22,7 @@ import {
   type SendMessagesOptions,
 } from './settings.js';
 import { parseArchiveRule, type ArchiveRule } from '../services/archive-rule.js';
+import { resolveMssqlSettings, type MssqlSettings } from './mssql-settings.js';
 
 export type Flags = Record<string, RawValue | undefined>;
 export type Env = Record<string, string | undefined>;
@@ -244,6 +245,7 @@ export interface ProcessSqsSettings {
   storeBatchWaitMs: number;
   json: boolean;
   mongo?: MongoSettings;
+  mssql?: MssqlSettings;
   archive?: ArchiveSettings;
 }
 
@@ -287,6 +289,7 @@ export function loadProcessSqsSettings(
   const aws = resolveAwsSettings(sources, problems);
   const o = resolveOptions(PROCESS_SQS_OPTIONS, sources, problems);
   const mongo = resolveMongo(o);
+  const mssql = resolveMssqlSettings(sources, problems);
   const archive = resolveArchive(o, problems);
 
   if (o.visibilityTimeoutMs % 1000 !== 0) {
@@ -305,9 +308,9 @@ export function loadProcessSqsSettings(
       `--retry-backoff-max: got ${o.retryBackoffMaxMs}ms, expected at least --retry-backoff (${o.retryBackoffMs}ms)`,
     );
   }
-  if (mongo === undefined && o.archiveBucket === undefined) {
+  if (mongo === undefined && mssql === undefined && o.archiveBucket === undefined) {
     problems.push(
-      'no store configured: set --mongo-uri (MONGODB_URI) and/or --archive-bucket (ARCHIVE_BUCKET)',
+      'no store configured: set --mongo-uri (MONGODB_URI), --mssql-url (MSSQL_URL or MSSQL_HOST) and/or --archive-bucket (ARCHIVE_BUCKET)',
     );
   }
   if (o.dlqUrl !== undefined && o.dlqUrl === o.queueUrl) {
@@ -339,6 +342,7 @@ export function loadProcessSqsSettings(
   if (o.maxDurationMs !== undefined) settings.maxDurationMs = o.maxDurationMs;
   if (o.idField !== undefined) settings.idField = o.idField;
   if (mongo !== undefined) settings.mongo = mongo;
+  if (mssql !== undefined) settings.mssql = mssql;
   if (archive !== undefined) settings.archive = archive;
   return settings;
 }

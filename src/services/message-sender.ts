@@ -45,24 +45,37 @@ const fileSchema = compileSchema<unknown[]>(
 );
 
 /** Turns the file's bodies into outgoing messages; input problems name the JSON pointer. */
-export function buildOutgoing(bodies: readonly unknown[], settings: SendMessagesSettings, fifo: boolean): OutgoingMessage[] {
+export function buildOutgoing(
+  bodies: readonly unknown[],
+  settings: SendMessagesSettings,
+  fifo: boolean,
+): OutgoingMessage[] {
   const label = settings.file;
   return bodies.map((value, index) => {
     const body = JSON.stringify(value);
     const bytes = Buffer.byteLength(body);
     if (bytes > SQS_MAX_MESSAGE_BYTES) {
-      throw new AppError('INPUT_SCHEMA', `${label}: /${index}: the body is ${bytes} bytes, above the ${SQS_MAX_MESSAGE_BYTES}-byte SQS limit`);
+      throw new AppError(
+        'INPUT_SCHEMA',
+        `${label}: /${index}: the body is ${bytes} bytes, above the ${SQS_MAX_MESSAGE_BYTES}-byte SQS limit`,
+      );
     }
     const message: OutgoingMessage = { body };
     if (!fifo) return message;
     const fieldValue = (field: string, flag: string): string => {
       const key = scalarToKey(getPath(value, field));
       if (key === undefined) {
-        throw new AppError('INPUT_SCHEMA', `${label}: /${index}/${field.split('.').join('/')}: ${flag} ${field} is missing or not a string or number`);
+        throw new AppError(
+          'INPUT_SCHEMA',
+          `${label}: /${index}/${field.split('.').join('/')}: ${flag} ${field} is missing or not a string or number`,
+        );
       }
       return key;
     };
-    message.groupId = settings.groupIdField !== undefined ? fieldValue(settings.groupIdField, '--group-id-field') : (settings.groupId as string);
+    message.groupId =
+      settings.groupIdField !== undefined
+        ? fieldValue(settings.groupIdField, '--group-id-field')
+        : (settings.groupId as string);
     message.deduplicationId =
       settings.dedupIdField !== undefined
         ? fieldValue(settings.dedupIdField, '--dedup-id-field')
@@ -72,7 +85,9 @@ export function buildOutgoing(bodies: readonly unknown[], settings: SendMessages
 }
 
 /** Splits into batches of at most 10 messages and at most the SQS batch payload limit. */
-export function toBatches(messages: readonly OutgoingMessage[]): Array<{ start: number; items: OutgoingMessage[] }> {
+export function toBatches(
+  messages: readonly OutgoingMessage[],
+): Array<{ start: number; items: OutgoingMessage[] }> {
   const batches: Array<{ start: number; items: OutgoingMessage[] }> = [];
   let current: { start: number; items: OutgoingMessage[] } | undefined;
   let bytes = 0;
@@ -89,7 +104,10 @@ export function toBatches(messages: readonly OutgoingMessage[]): Array<{ start: 
   return batches;
 }
 
-export async function sendMessages(settings: SendMessagesSettings, deps: SendMessagesDeps): Promise<SendSummary> {
+export async function sendMessages(
+  settings: SendMessagesSettings,
+  deps: SendMessagesDeps,
+): Promise<SendSummary> {
   const started = Date.now();
   const bodies = await readValidatedJson(settings.file, fileSchema, { maxBytes: settings.maxInputBytes });
   const fifo = isFifoQueueUrl(settings.queueUrl);

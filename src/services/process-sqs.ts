@@ -38,7 +38,10 @@ export interface ProcessSqsSummary extends RunResult {
   messagesPerSecond: number;
 }
 
-export async function processSqs(settings: ProcessSqsSettings, deps: ProcessSqsDeps): Promise<ProcessSqsSummary> {
+export async function processSqs(
+  settings: ProcessSqsSettings,
+  deps: ProcessSqsDeps,
+): Promise<ProcessSqsSummary> {
   const logger = deps.logger;
   const validator = await loadMessageValidator(settings.schemaFile);
   const sqsRequests = deps.sqsRequests ?? new RequestCounter();
@@ -51,12 +54,18 @@ export async function processSqs(settings: ProcessSqsSettings, deps: ProcessSqsD
     ...(settings.dlqUrl !== undefined ? { dlqUrl: settings.dlqUrl } : {}),
     logger,
   });
-  const sinks = createSinks(settings, { ...(s3 ? { s3 } : {}), ...(deps.mongo ? { mongo: deps.mongo } : {}) }, logger);
+  const sinks = createSinks(
+    settings,
+    { ...(s3 ? { s3 } : {}), ...(deps.mongo ? { mongo: deps.mongo } : {}) },
+    logger,
+  );
   const processor = new MessageProcessor({
     sinks,
     validator,
     ...(settings.idField !== undefined ? { idField: settings.idField } : {}),
-    ...(settings.archive ? { archive: { rule: settings.archive.rule, prefix: settings.archive.prefix } } : {}),
+    ...(settings.archive
+      ? { archive: { rule: settings.archive.rule, prefix: settings.archive.prefix } }
+      : {}),
     logger,
   });
   try {

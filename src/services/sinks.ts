@@ -7,6 +7,8 @@ import type { MongoClient } from 'mongodb';
 import type { ArchiveSettings, MongoSettings } from '../config/config-loader.js';
 import { S3ArchiveSink } from '../aws/s3-handler.js';
 import { MongoSink } from '../database/mongodb-connector.js';
+import { MssqlSink } from '../database/sql-server-connector.js';
+import type { MssqlSettings } from '../config/mssql-settings.js';
 import type { Sink } from '../database/sink.js';
 import type { Logger } from '../utils/logger.js';
 import { AppError } from '../utils/errors.js';
@@ -14,6 +16,7 @@ import { compileSchema, readJsonFile, type Validator } from '../utils/file-reade
 
 export interface StoreSettings {
   mongo?: MongoSettings;
+  mssql?: MssqlSettings;
   archive?: ArchiveSettings;
 }
 
@@ -35,6 +38,7 @@ export function createSinks(settings: StoreSettings, clients: SinkClients, logge
       }),
     );
   }
+  if (settings.mssql) sinks.push(new MssqlSink({ ...settings.mssql, logger }));
   if (settings.archive) {
     if (!clients.s3) throw new Error('an S3 client is required for the archive');
     sinks.push(new S3ArchiveSink({ s3: clients.s3, bucket: settings.archive.bucket, logger }));
@@ -46,7 +50,10 @@ export function createSinks(settings: StoreSettings, clients: SinkClients, logge
 export async function loadMessageValidator(schemaFile: string): Promise<Validator<unknown>> {
   const label = `--schema ${schemaFile}`;
   const schema = await readJsonFile(schemaFile, { label });
-  if (typeof schema === 'boolean' || (typeof schema === 'object' && schema !== null && !Array.isArray(schema))) {
+  if (
+    typeof schema === 'boolean' ||
+    (typeof schema === 'object' && schema !== null && !Array.isArray(schema))
+  ) {
     return compileSchema(schema, label);
   }
   throw new AppError('CONFIG_INVALID', `${label}: expected a JSON Schema (an object or a boolean)`);

@@ -86,7 +86,7 @@ describe('problems are one line each, naming the source, the value and what is e
     expect(problems).toEqual([
       '--queue-url (or SQS_QUEUE_URL) is required: URL of the SQS queue',
       '--batch-size: got "11", expected an integer from 1 to 10',
-      'no store configured: set --mongo-uri (MONGODB_URI) and/or --archive-bucket (ARCHIVE_BUCKET)',
+      'no store configured: set --mongo-uri (MONGODB_URI), --mssql-url (MSSQL_URL or MSSQL_HOST) and/or --archive-bucket (ARCHIVE_BUCKET)',
     ]);
     for (const line of problems) expect(line).not.toContain('\n');
   });
