@@ -1,6 +1,6 @@
 import { loadProcessSqsSettings } from '../config/config-loader.js';
 import { ExitCode } from '../config/constants.js';
-import { AWS_OPTIONS, PROCESS_SQS_OPTIONS } from '../config/settings.js';
+import { ARCHIVE_OPTIONS, AWS_OPTIONS, MONGO_OPTIONS, PROCESS_SQS_OPTIONS } from '../config/settings.js';
 import { MSSQL_OPTIONS } from '../config/mssql-settings.js';
 import { processSqs, type ProcessSqsSummary } from '../services/process-sqs.js';
 import type { CommandDefinition } from './command.js';
@@ -35,7 +35,7 @@ export const processSqsCommand: CommandDefinition = {
     'every configured store (MongoDB, SQL Server, S3 archive), and deletes it only once all of them confirmed it.\n' +
     'Invalid messages go to --dlq-url with the reason; transient failures come back later with a backoff.\n' +
     'Runs until SIGINT/SIGTERM, or until the queue is empty with --until-empty.',
-  options: [PROCESS_SQS_OPTIONS, MSSQL_OPTIONS, AWS_OPTIONS],
+  options: [PROCESS_SQS_OPTIONS, MONGO_OPTIONS, ARCHIVE_OPTIONS, MSSQL_OPTIONS, AWS_OPTIONS],
   examples: [
     [
       'aws-msg process-sqs --queue-url https://sqs.eu-west-1.amazonaws.com/123456789012/orders --mongo-uri mongodb://db:27017/shop --until-empty',

@@ -13,12 +13,13 @@ import { SQS_MAX_WAIT_TIME_SECONDS } from './constants.js';
 import { registerSecret } from '../utils/logger.js';
 import { InvalidValue, type RawValue, type Resolved, type Spec, type SpecTable } from './options.js';
 import {
+  ARCHIVE_OPTIONS,
   AWS_OPTIONS,
   GLOBAL_OPTIONS,
+  MONGO_OPTIONS,
   PROCESS_SQS_OPTIONS,
   SEND_MESSAGES_OPTIONS,
   type GlobalSettings,
-  type ProcessSqsOptions,
   type SendMessagesOptions,
 } from './settings.js';
 import { parseArchiveRule, type ArchiveRule } from '../services/archive-rule.js';
@@ -221,7 +222,7 @@ export interface ArchiveSettings {
   rule: ArchiveRule;
 }
 
-export interface ProcessSqsSettings {
+export interface ProcessSqsSettings extends StoreSettings {
   aws: AwsSettings;
   queueUrl: string;
   dlqUrl?: string;
@@ -244,6 +245,10 @@ export interface ProcessSqsSettings {
   storeBatchSize: number;
   storeBatchWaitMs: number;
   json: boolean;
+}
+
+/** The stores a run writes to; at least one is set. */
+export interface StoreSettings {
   mongo?: MongoSettings;
   mssql?: MssqlSettings;
   archive?: ArchiveSettings;
@@ -261,7 +266,9 @@ export function databaseFromMongoUri(uri: string): string | undefined {
   }
 }
 
-function resolveMongo(o: ProcessSqsOptions): MongoSettings | undefined {
+/** The MongoDB store, when `--mongo-uri` (MONGODB_URI) is set. */
+export function resolveMongoSettings(sources: ConfigSources, problems: string[]): MongoSettings | undefined {
+  const o = resolveOptions(MONGO_OPTIONS, sources, problems);
   if (o.mongoUri === undefined) return undefined;
   return {
     uri: o.mongoUri,
@@ -270,7 +277,10 @@ function resolveMongo(o: ProcessSqsOptions): MongoSettings | undefined {
   };
 }
 
-function resolveArchive(o: ProcessSqsOptions, problems: string[]): ArchiveSettings | undefined {
+function archiveFromOptions(
+  o: Resolved<typeof ARCHIVE_OPTIONS>,
+  problems: string[],
+): ArchiveSettings | undefined {
   let rule: ArchiveRule | undefined;
   try {
     rule = parseArchiveRule(o.archiveWhen);
@@ -281,6 +291,32 @@ function resolveArchive(o: ProcessSqsOptions, problems: string[]): ArchiveSettin
   return { bucket: o.archiveBucket, prefix: o.archivePrefix, rule };
 }
 
+/** The S3 archive, when `--archive-bucket` is set; the rule is checked even without a bucket. */
+export function resolveArchiveSettings(
+  sources: ConfigSources,
+  problems: string[],
+): ArchiveSettings | undefined {
+  return archiveFromOptions(resolveOptions(ARCHIVE_OPTIONS, sources, problems), problems);
+}
+
+/** Every configured store. At least one is required; the problem says how to configure one. */
+export function resolveStoreSettings(sources: ConfigSources, problems: string[]): StoreSettings {
+  const stores: StoreSettings = {};
+  const mongo = resolveMongoSettings(sources, problems);
+  const mssql = resolveMssqlSettings(sources, problems);
+  const archiveOptions = resolveOptions(ARCHIVE_OPTIONS, sources, problems);
+  const archive = archiveFromOptions(archiveOptions, problems);
+  if (mongo === undefined && mssql === undefined && archiveOptions.archiveBucket === undefined) {
+    problems.push(
+      'no store configured: set --mongo-uri (MONGODB_URI), --mssql-url (MSSQL_URL or MSSQL_HOST) and/or --archive-bucket (ARCHIVE_BUCKET)',
+    );
+  }
+  if (mongo !== undefined) stores.mongo = mongo;
+  if (mssql !== undefined) stores.mssql = mssql;
+  if (archive !== undefined) stores.archive = archive;
+  return stores;
+}
+
 export function loadProcessSqsSettings(
   sources: ConfigSources,
   cwd: string = process.cwd(),
@@ -288,9 +324,7 @@ export function loadProcessSqsSettings(
   const problems: string[] = [];
   const aws = resolveAwsSettings(sources, problems);
   const o = resolveOptions(PROCESS_SQS_OPTIONS, sources, problems);
-  const mongo = resolveMongo(o);
-  const mssql = resolveMssqlSettings(sources, problems);
-  const archive = resolveArchive(o, problems);
+  const stores = resolveStoreSettings(sources, problems);
 
   if (o.visibilityTimeoutMs % 1000 !== 0) {
     problems.push(
@@ -306,11 +340,6 @@ export function loadProcessSqsSettings(
   if (o.retryBackoffMaxMs < o.retryBackoffMs) {
     problems.push(
       `--retry-backoff-max: got ${o.retryBackoffMaxMs}ms, expected at least --retry-backoff (${o.retryBackoffMs}ms)`,
-    );
-  }
-  if (mongo === undefined && mssql === undefined && o.archiveBucket === undefined) {
-    problems.push(
-      'no store configured: set --mongo-uri (MONGODB_URI), --mssql-url (MSSQL_URL or MSSQL_HOST) and/or --archive-bucket (ARCHIVE_BUCKET)',
     );
   }
   if (o.dlqUrl !== undefined && o.dlqUrl === o.queueUrl) {
@@ -341,10 +370,7 @@ export function loadProcessSqsSettings(
   if (o.maxMessages !== undefined) settings.maxMessages = o.maxMessages;
   if (o.maxDurationMs !== undefined) settings.maxDurationMs = o.maxDurationMs;
   if (o.idField !== undefined) settings.idField = o.idField;
-  if (mongo !== undefined) settings.mongo = mongo;
-  if (mssql !== undefined) settings.mssql = mssql;
-  if (archive !== undefined) settings.archive = archive;
-  return settings;
+  return { ...settings, ...stores };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,14 +6,13 @@ import { resolve } from 'node:path';
 import { ConfigError } from '../utils/errors.js';
 import {
   PACKAGE_ROOT,
-  databaseFromMongoUri,
+  resolveMongoSettings,
   resolveOptions,
   type ConfigSources,
   type MongoSettings,
 } from './config-loader.js';
 import { resolveMssqlSettings, type MssqlSettings } from './mssql-settings.js';
 import { parseBoolean, spec } from './options.js';
-import { MONGO_OPTIONS } from './settings.js';
 
 /** The DDL `init-db` applies; shipped with the package (see `files` in package.json). */
 export const MESSAGES_TABLE_SCRIPT = resolve(PACKAGE_ROOT, 'create_messages_table.sql');
@@ -39,15 +38,7 @@ export function loadInitDbSettings(sources: ConfigSources): InitDbSettings {
   const problems: string[] = [];
   const o = resolveOptions(INIT_DB_OPTIONS, sources, problems);
   const mssql = resolveMssqlSettings(sources, problems);
-  const m = resolveOptions(MONGO_OPTIONS, sources, problems);
-  const mongo: MongoSettings | undefined =
-    m.mongoUri === undefined
-      ? undefined
-      : {
-          uri: m.mongoUri,
-          database: m.mongoDatabase ?? databaseFromMongoUri(m.mongoUri) ?? 'aws_msg',
-          collection: m.mongoCollection,
-        };
+  const mongo = resolveMongoSettings(sources, problems);
   if (mssql === undefined && mongo === undefined && problems.length === 0) {
     problems.push(
       'no database configured: set --mssql-url (MSSQL_URL or MSSQL_HOST) and/or --mongo-uri (MONGODB_URI)',

@@ -297,8 +297,6 @@ export const PROCESS_SQS_OPTIONS = {
     default: false,
     parse: parseBoolean,
   }),
-  ...MONGO_OPTIONS,
-  ...ARCHIVE_OPTIONS,
 };
 export type ProcessSqsOptions = Resolved<typeof PROCESS_SQS_OPTIONS>;
 

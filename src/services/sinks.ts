@@ -4,21 +4,16 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { MongoClient } from 'mongodb';
-import type { ArchiveSettings, MongoSettings } from '../config/config-loader.js';
+import type { StoreSettings } from '../config/config-loader.js';
 import { S3ArchiveSink } from '../aws/s3-handler.js';
 import { MongoSink } from '../database/mongodb-connector.js';
 import { MssqlSink } from '../database/sql-server-connector.js';
-import type { MssqlSettings } from '../config/mssql-settings.js';
 import type { Sink } from '../database/sink.js';
 import type { Logger } from '../utils/logger.js';
 import { AppError } from '../utils/errors.js';
 import { compileSchema, readJsonFile, type Validator } from '../utils/file-reader.js';
 
-export interface StoreSettings {
-  mongo?: MongoSettings;
-  mssql?: MssqlSettings;
-  archive?: ArchiveSettings;
-}
+export type { StoreSettings };
 
 export interface SinkClients {
   /** Required when an archive is configured. */
