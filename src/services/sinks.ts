@@ -7,7 +7,7 @@ import type { MongoClient } from 'mongodb';
 import type { StoreSettings } from '../config/config-loader.js';
 import { S3ArchiveSink } from '../aws/s3-handler.js';
 import { MongoSink } from '../database/mongodb-connector.js';
-import { MssqlSink } from '../database/sql-server-connector.js';
+import { MssqlSink, type MssqlPool } from '../database/sql-server-connector.js';
 import type { Sink } from '../database/sink.js';
 import type { Logger } from '../utils/logger.js';
 import { AppError } from '../utils/errors.js';
@@ -18,8 +18,10 @@ export type { StoreSettings };
 export interface SinkClients {
   /** Required when an archive is configured. */
   s3?: S3Client;
-  /** Injected MongoDB client; default one per sink. */
+  /** Injected MongoDB client (a warm Lambda reuses one); default one per sink. */
   mongo?: MongoClient;
+  /** Injected SQL Server pool (a warm Lambda reuses one); default one per sink. */
+  mssql?: MssqlPool;
 }
 
 export function createSinks(settings: StoreSettings, clients: SinkClients, logger: Logger): Sink[] {
@@ -33,7 +35,11 @@ export function createSinks(settings: StoreSettings, clients: SinkClients, logge
       }),
     );
   }
-  if (settings.mssql) sinks.push(new MssqlSink({ ...settings.mssql, logger }));
+  if (settings.mssql) {
+    sinks.push(
+      new MssqlSink({ ...settings.mssql, ...(clients.mssql ? { pool: clients.mssql } : {}), logger }),
+    );
+  }
   if (settings.archive) {
     if (!clients.s3) throw new Error('an S3 client is required for the archive');
     sinks.push(new S3ArchiveSink({ s3: clients.s3, bucket: settings.archive.bucket, logger }));

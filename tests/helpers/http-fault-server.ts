@@ -98,9 +98,24 @@ function parseRange(value: string | undefined, size: number): { start: number; e
   return { start, end };
 }
 
+/** Counts requests in progress across several servers (for a global concurrency cap). */
+export class ConcurrencyGauge {
+  active = 0;
+  max = 0;
+
+  enter(): void {
+    this.active++;
+    this.max = Math.max(this.max, this.active);
+  }
+
+  leave(): void {
+    this.active--;
+  }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function startFaultServer(): Promise<FaultServer> {
+export async function startFaultServer(options: { gauge?: ConcurrencyGauge } = {}): Promise<FaultServer> {
   const routes = new Map<string, Route>();
   const recorded: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
@@ -195,11 +210,18 @@ export async function startFaultServer(): Promise<FaultServer> {
   const server: Server = createServer((req, res) => {
     activeRequests++;
     maxRequests = Math.max(maxRequests, activeRequests);
+    options.gauge?.enter();
     let counted = true;
     const done = () => {
-      if (counted) activeRequests--;
+      if (counted) {
+        activeRequests--;
+        options.gauge?.leave();
+      }
       counted = false;
     };
+    // 'finish' (all bytes handed to the kernel) comes before the client can see the end, so a
+    // client that starts its next request right away is never counted twice; 'close' covers errors.
+    res.once('finish', done);
     res.once('close', done);
     handle(req, res).catch((error: unknown) => {
       if (!res.headersSent) res.writeHead(500).end(String(error));

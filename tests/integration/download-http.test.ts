@@ -129,7 +129,7 @@ describe('retries', () => {
 describe('interrupted transfers', () => {
   it('resumes after a reset in the middle of the body and ends byte-identical', async () => {
     // Prepare
-    const body = testBytes(300_000, 2);
+    const body = testBytes(900_000, 2);
     server.route('/big.bin', { body, etag: '"v1"', faults: [{ kind: 'reset', afterBytes: 120_000 }] });
 
     // Act
@@ -164,11 +164,11 @@ describe('interrupted transfers', () => {
 
   it('restarts cleanly when the server ignores the range', async () => {
     // Prepare
-    const body = testBytes(200_000, 4);
+    const body = testBytes(700_000, 4);
     server.route('/norange.bin', {
       body,
       etag: '"n1"',
-      faults: [{ kind: 'reset', afterBytes: 80_000 }, { kind: 'ignore-range' }],
+      faults: [{ kind: 'reset', afterBytes: 300_000 }, { kind: 'ignore-range' }],
     });
 
     // Act
@@ -194,11 +194,11 @@ describe('interrupted transfers', () => {
 
   it('times out a body that stalls, then resumes it on the retry', async () => {
     // Prepare
-    const body = testBytes(100_000, 5);
+    const body = testBytes(600_000, 5);
     server.route('/stall-body', {
       body,
       lastModified: 'Wed, 21 Oct 2015 07:28:00 GMT',
-      faults: [{ kind: 'stall', phase: 'body', afterBytes: 30_000 }],
+      faults: [{ kind: 'stall', phase: 'body', afterBytes: 300_000 }],
     });
 
     // Act
@@ -518,6 +518,44 @@ describe('re-runs', () => {
     expect(server.requests('/doc.pdf').at(-1)!.headers['if-range']).toBe('"old"');
     expect(readFileSync(join(out, 'doc.pdf')).equals(fresh)).toBe(true);
     expect(report.results[0]!.resumedFromBytes).toBe(0);
+    expect(files(out)).toEqual(['.aws-msg-manifest.json', 'doc.pdf']);
+  });
+
+  it('starts over when the server answers 416 to the resume range', async () => {
+    // Prepare: a partial file longer than what the server now has under the same validator.
+    server.route('/log.txt', {
+      body: testBytes(900_000, 12),
+      etag: '"same"',
+      faults: [{ kind: 'reset', afterBytes: 600_000 }],
+    });
+    await run([server.url('/log.txt')], { retries: 0 });
+    const shorter = testBytes(300_000, 13);
+    server.route('/log.txt', { body: shorter, etag: '"same"' });
+    server.resetStats();
+
+    // Act
+    const report = await run([server.url('/log.txt')]);
+
+    // Assess
+    expect(server.requests('/log.txt').map((r) => r.headers['range'] !== undefined)).toEqual([true, false]);
+    expect(readFileSync(join(out, 'log.txt')).equals(shorter)).toBe(true);
+    expect(report.results[0]).toMatchObject({ status: 'downloaded', attempts: 2 });
+    expect(files(out)).toEqual(['.aws-msg-manifest.json', 'log.txt']);
+  });
+
+  it('restarts a small file from zero after a reset and keeps nothing partial', async () => {
+    // Prepare
+    const body = testBytes(30_000, 14);
+    server.route('/small.bin', { body, etag: '"s"', faults: [{ kind: 'reset', afterBytes: 10_000 }] });
+
+    // Act
+    const report = await run([server.url('/small.bin')]);
+
+    // Assess
+    expect(server.requests('/small.bin')[1]!.headers['range']).toBeUndefined();
+    expect(readFileSync(join(out, 'small.bin')).equals(body)).toBe(true);
+    expect(report.results[0]).toMatchObject({ status: 'downloaded', attempts: 2 });
+    expect(files(out)).toEqual(['.aws-msg-manifest.json', 'small.bin']);
   });
 });
 
