@@ -49,6 +49,8 @@ const STRING_RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/(\bauthori[sz]ation\b["']?\s*[:=]\s*["']?)[^"'\r\n]+/gi, `$1${REDACTED}`],
   // AWS SigV4 fragments that can appear on their own (presigned URLs, error dumps)
   [/\b(Signature|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Credential)=([^\s,&;"']+)/g, '$1=***'],
+  // ADO connection strings may brace or quote a password that holds ';': Password={a;b}
+  [/\b(password|pwd)(\s*=\s*)(\{(?:[^}]|\}\})*\}|"(?:[^"]|"")*"|'(?:[^']|'')*')/gi, '$1$2***'],
   // key=value and key: value pairs whose key names a secret (connection strings, env dumps)
   [
     /\b([A-Za-z_]*(?:password|passwd|pwd|secret|token|accountkey|sharedaccesskey|api[-_]?key)[A-Za-z_]*)(\s*[=:]\s*)("?)([^\s"';,&]+)/gi,

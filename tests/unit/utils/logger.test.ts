@@ -13,6 +13,11 @@ describe('redaction', () => {
       'Server=sql,1433;Database=msgs;User Id=sa;Password=Str0ng!Pass;Encrypt=true',
       'Server=sql,1433;Database=msgs;User Id=sa;Password=***;Encrypt=true',
     ],
+    [
+      'Server=sql;User Id=sa;Password={pa;ss}};word};Encrypt=true',
+      'Server=sql;User Id=sa;Password=***;Encrypt=true',
+    ],
+    ["Server=sql;Pwd='it''s;secret';Encrypt=true", 'Server=sql;Pwd=***;Encrypt=true'],
     ['AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'AWS_SECRET_ACCESS_KEY=***'],
     ['aws_secret_access_key: "abc/def+ghi"', 'aws_secret_access_key: "***"'],
     ['Authorization: Bearer eyJhbGciOi.payload.sig', `Authorization: ${REDACTED}`],
