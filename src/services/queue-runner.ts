@@ -551,17 +551,23 @@ export class QueueRunner {
    * finishing late is harmless).
    */
   private async finishInFlight(): Promise<void> {
-    const bounded = this.stopReason === 'signal' || this.stopReason === 'max-duration';
     const all = (async () => {
       while (this.work.size > 0) await Promise.allSettled([...this.work]);
     })();
-    if (!bounded) return all;
-    const timer = new AbortController();
-    const timedOut = await Promise.race([
-      all.then(() => false),
-      sleep(this.o.shutdownTimeoutMs, true, { signal: timer.signal }).catch(() => false),
-    ]);
-    timer.abort();
+    const cancel = new AbortController();
+    // The clock starts now after a signal or --max-duration, or when a signal arrives later.
+    const bounded = this.stopReason === 'signal' || this.stopReason === 'max-duration';
+    const signalled = bounded
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          if (this.o.signal?.aborted) resolve();
+          this.o.signal?.addEventListener('abort', () => resolve(), { once: true, signal: cancel.signal });
+        });
+    const deadline = signalled.then(() =>
+      sleep(this.o.shutdownTimeoutMs, true, { signal: cancel.signal }).catch(() => false),
+    );
+    const timedOut = await Promise.race([all.then(() => false), deadline]);
+    cancel.abort();
     if (!timedOut) return;
     this.releaseUnstarted();
     const stuck = [...this.held.values()].filter((h) => !h.settled);

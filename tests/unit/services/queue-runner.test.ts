@@ -215,6 +215,16 @@ describe('QueueRunner', () => {
     expect(queue.visibility.map((v) => v.seconds)).toEqual([0, 0, 0]);
   });
 
+  it('a signal during the final drain of --until-empty still bounds it by --shutdown-timeout', async () => {
+    const signal = new AbortController();
+    const hanging: ProcessorPort = { process: () => new Promise<Outcome[]>(() => undefined) };
+    const queue = new FakeQueue(bodies(2));
+    setTimeout(() => signal.abort(), 200);
+    const result = await runner(queue, hanging, { signal: signal.signal, shutdownTimeoutMs: 50 }).run();
+    expect(result).toMatchObject({ stopReason: 'queue-empty', released: 2 });
+    expect(queue.visibility.map((v) => v.seconds)).toEqual([0, 0]);
+  });
+
   it('--max-messages receives exactly that many', async () => {
     const queue = new FakeQueue(bodies(100));
     const result = await runner(queue, new MessageProcessor({ sinks: [new MemorySink()], validator }), {
