@@ -11,6 +11,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -329,6 +330,23 @@ describe('names', () => {
     expect(report.summary.downloaded).toBe(3);
     expect(files(out)).toEqual(['.aws-msg-manifest.json', 'escape', 'etc/passwd', 'evil.sh']);
     expect(readdirSync(dir)).toEqual(['out']);
+  });
+
+  it('refuses to write through a symlinked subdirectory that leads outside --out', async () => {
+    // Prepare
+    const elsewhere = join(dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    mkdirOut();
+    symlinkSync(elsewhere, join(out, 'link'));
+    server.route('/x', { body: Buffer.from('x') });
+
+    // Act
+    const report = await run([{ url: server.url('/x'), filename: 'link/x.txt' }]);
+
+    // Assess
+    expect(report.results[0]).toMatchObject({ status: 'failed', reason: 'write_failed' });
+    expect(report.results[0]!.error).toContain('outside the destination');
+    expect(readdirSync(elsewhere)).toEqual([]);
   });
 
   it('resolves collisions in list order and reports them', async () => {

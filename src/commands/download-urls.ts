@@ -1,0 +1,101 @@
+/**
+ * `aws-msg download-urls`: load settings -> read the URL list -> download -> report -> exit code.
+ *
+ * The download machinery (undici, lib-storage, cli-progress) is imported when the command runs,
+ * not when the CLI starts, so other commands and `--help` do not pay for it.
+ */
+import { ExitCode } from '../config/constants.js';
+import { DOWNLOAD_URLS_OPTIONS, loadDownloadSettings } from '../config/download-settings.js';
+import { AWS_OPTIONS } from '../config/settings.js';
+import type { DownloadOptions } from '../services/downloader-service.js';
+import type { ProgressBar } from '../services/download/progress-bar.js';
+import type { CommandDefinition } from './command.js';
+
+export const downloadUrlsCommand: CommandDefinition = {
+  name: 'download-urls',
+  summary: 'Download a list of URLs concurrently, with retries, resume and SHA-256 checks',
+  description:
+    'Download every URL of a JSON list into a directory (or an S3 prefix). A file appears under ' +
+    'its final name only when it is complete and verified; transient failures are retried with ' +
+    'backoff, interrupted downloads resume, and re-runs skip what is already there.',
+  options: [AWS_OPTIONS, DOWNLOAD_URLS_OPTIONS],
+  examples: [
+    [
+      'aws-msg download-urls --file input_data/urls.json',
+      'download into ./downloads, skipping files already there',
+    ],
+    [
+      'aws-msg download-urls --file urls.json --out data --concurrency 32 --per-host 8 --report report.json',
+      'more parallelism, and a JSON report with one entry per URL',
+    ],
+    [
+      'aws-msg download-urls --file urls.json --if-changed',
+      're-run: ask the servers (ETag / Last-Modified) and fetch only what changed',
+    ],
+    [
+      'aws-msg download-urls --file urls.json --to s3://my-bucket/raw/2024-06 --region eu-west-1',
+      'stream every file into S3 (multipart upload) instead of the disk',
+    ],
+    [
+      'aws-msg download-urls --file urls.json --retries 5 --max-retry-wait 2m --max-bytes 2GiB --json',
+      'patient retries, a size cap, and the summary as JSON on stdout',
+    ],
+  ],
+
+  async action(context) {
+    const settings = loadDownloadSettings(context.sources, context.cwd);
+    const [{ loadUrlList }, { downloadUrls }, report, clients] = await Promise.all([
+      import('../services/download/input.js'),
+      import('../services/downloader-service.js'),
+      import('../services/download/report.js'),
+      import('../aws/clients.js'),
+    ]);
+    const entries = await loadUrlList(settings.file, { maxBytes: settings.maxInputBytes });
+
+    const options: DownloadOptions = {
+      target: settings.target,
+      concurrency: settings.concurrency,
+      perHost: settings.perHost,
+      retries: settings.retries,
+      retryDelayMs: settings.retryDelayMs,
+      maxRetryWaitMs: settings.maxRetryWaitMs,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      headersTimeoutMs: settings.headersTimeoutMs,
+      bodyTimeoutMs: settings.bodyTimeoutMs,
+      maxRedirects: settings.maxRedirects,
+      existing: settings.existing,
+      hash: settings.hash,
+    };
+    if (settings.maxBytes !== undefined) options.maxBytes = settings.maxBytes;
+
+    const s3Requests = new clients.RequestCounter();
+    const s3 = settings.aws !== undefined ? clients.createS3Client(settings.aws, s3Requests) : undefined;
+    // The bar draws on stderr next to the logs, and only for a person watching.
+    let bar: ProgressBar | undefined;
+    if (context.interactive && !settings.quiet) {
+      bar = (await import('../services/download/progress-bar.js')).createProgressBar(context.stderr);
+    }
+
+    let result;
+    try {
+      result = await downloadUrls(entries, options, {
+        logger: context.logger,
+        signal: context.signal,
+        s3Requests,
+        ...(s3 ? { s3 } : {}),
+        ...(bar ? { observer: bar } : {}),
+      });
+    } finally {
+      bar?.stop();
+      s3?.destroy();
+    }
+
+    if (settings.reportFile !== undefined) await report.writeReportFile(settings.reportFile, result);
+    const { summary } = result;
+    if (settings.json) context.stdout.write(`${JSON.stringify(summary)}\n`);
+    if (!settings.quiet) {
+      context.logger.info('downloads_finished', { summary: report.formatSummary(summary), ...summary });
+    }
+    return report.allSucceeded(summary) ? ExitCode.OK : ExitCode.PARTIAL_FAILURE;
+  },
+};

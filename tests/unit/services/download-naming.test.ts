@@ -1,0 +1,165 @@
+import { resolve, sep } from 'node:path';
+import {
+  NameRegistry,
+  PathEscapeError,
+  filenameFromContentDisposition,
+  nameFromUrl,
+  resolveInside,
+  sanitizeRelativePath,
+  sanitizeSegment,
+  splitExtension,
+  withSuffix,
+} from '../../../src/services/download/naming.js';
+
+describe('sanitizeSegment', () => {
+  it.each([
+    ['report.pdf', 'report.pdf'],
+    ['..', undefined],
+    ['...', undefined],
+    ['', undefined],
+    ['  ', undefined],
+    ['.bashrc', 'bashrc'],
+    ['..hidden', 'hidden'],
+    ['trailing. . ', 'trailing'],
+    ['a/b', 'a_b'],
+    ['a\\b', 'a_b'],
+    ['C:evil', 'C_evil'],
+    ['what?.txt', 'what_.txt'],
+    ['tab\there\u0000.txt', 'tabhere.txt'],
+    ['bell\u0007\u009b.txt', 'bell.txt'],
+    ['CON', '_CON'],
+    ['nul.txt', '_nul.txt'],
+    ['lpt1', '_lpt1'],
+    ['console.log', 'console.log'],
+    ['movie.part', 'movie.part_'],
+    ['movie.PART.json', 'movie.PART.json_'],
+    ['e\u0301te\u0301.txt', 'été.txt'],
+  ])('%j -> %j', (input, expected) => {
+    expect(sanitizeSegment(input)).toBe(expected);
+  });
+
+  it('shortens a long name to 200 UTF-8 bytes and keeps the extension', () => {
+    const out = sanitizeSegment(`${'é'.repeat(300)}.tar.gz`) as string;
+    expect(Buffer.byteLength(out)).toBeLessThanOrEqual(200);
+    expect(out.endsWith('é.tar.gz')).toBe(true);
+  });
+});
+
+describe('sanitizeRelativePath', () => {
+  it.each([
+    ['../../etc/passwd', 'etc/passwd'],
+    ['/etc/passwd', 'etc/passwd'],
+    ['..\\..\\windows\\system.ini', 'windows/system.ini'],
+    ['a/./b/../c.txt', 'a/b/c.txt'],
+    ['reports//2024///q1.csv', 'reports/2024/q1.csv'],
+    ['../..', undefined],
+    ['./', undefined],
+    ['images/.thumbs/x.png', 'images/thumbs/x.png'],
+  ])('%j -> %j', (input, expected) => {
+    expect(sanitizeRelativePath(input)).toBe(expected);
+  });
+});
+
+describe('nameFromUrl', () => {
+  it.each([
+    ['https://example.com/data/file.csv', 'file.csv'],
+    ['https://example.com/data/file.csv?token=secret&x=1', 'file.csv'],
+    ['https://example.com/d/r%C3%A9sum%C3%A9.pdf', 'résumé.pdf'],
+    ['https://example.com/', 'index.html'],
+    ['https://example.com/dir/', 'index.html'],
+    ['https://example.com', 'index.html'],
+    ['https://example.com/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd', 'passwd'],
+    ['https://example.com/..%5C..%5Cboot.ini', 'boot.ini'],
+    ['https://example.com/%2E%2E', 'index.html'],
+    ['https://example.com/%2E%2E%2E', 'download'],
+    ['https://example.com/bad%E0%A4%A', 'bad%E0%A4%A'],
+  ])('%s -> %s', (url, expected) => {
+    expect(nameFromUrl(url)).toBe(expected);
+  });
+});
+
+describe('filenameFromContentDisposition', () => {
+  it.each([
+    ['attachment; filename="report.pdf"', 'report.pdf'],
+    ['attachment; filename=report.pdf', 'report.pdf'],
+    ['attachment; filename="a \\"quoted\\" name.txt"', 'a "quoted" name.txt'],
+    ['attachment; filename="semi;colon.txt"; size=3', 'semi;colon.txt'],
+    [`attachment; filename="plain.txt"; filename*=UTF-8''%E2%82%AC%20rates.txt`, '€ rates.txt'],
+    [`attachment; filename*=utf-8'en'na%C3%AFve.txt; filename="naive.txt"`, 'naïve.txt'],
+    [`attachment; filename*=iso-8859-1''caf%E9.txt`, 'café.txt'],
+    [`attachment; filename*=koi8-r''x.txt; filename="fallback.txt"`, 'fallback.txt'],
+    ['attachment; filename="../../etc/passwd"', 'passwd'],
+    ['attachment; filename=C:\\Windows\\evil.exe', 'evil.exe'],
+    // In a quoted string a backslash escapes the next character (RFC 9110 quoted-string).
+    ['attachment; filename="C:\\Windows\\evil.exe"', 'C:Windowsevil.exe'],
+    ['inline', undefined],
+    ['attachment; filename=""', undefined],
+    [undefined, undefined],
+  ])('%j -> %j', (header, expected) => {
+    expect(filenameFromContentDisposition(header)).toBe(expected);
+  });
+});
+
+describe('suffixes', () => {
+  it.each([
+    ['report.pdf', ['report', '.pdf']],
+    ['archive.tar.gz', ['archive', '.tar.gz']],
+    ['README', ['README', '']],
+    ['.env', ['.env', '']],
+    ['weird.averyveryverylongextension', ['weird.averyveryverylongextension', '']],
+  ])('splitExtension(%j)', (name, parts) => {
+    expect(splitExtension(name)).toEqual(parts);
+  });
+
+  it('puts the counter before the extension and keeps directories', () => {
+    expect(withSuffix('report.pdf', 2)).toBe('report-2.pdf');
+    expect(withSuffix('a/b.tar.gz', 3)).toBe('a/b-3.tar.gz');
+    expect(withSuffix('Makefile', 2)).toBe('Makefile-2');
+  });
+});
+
+describe('NameRegistry', () => {
+  it('gives a name to its first entry in list order and numbered names to the others', () => {
+    const registry = new NameRegistry();
+    // Given out of order on purpose: the result must depend on the index only.
+    const claims = registry.plan([
+      { index: 2, name: 'data.csv' },
+      { index: 0, name: 'data.csv' },
+      { index: 1, name: 'DATA.csv' },
+    ]);
+    expect(claims.get(0)).toEqual({ name: 'data.csv' });
+    expect(claims.get(1)).toEqual({ name: 'DATA-2.csv', renamedFrom: 'DATA.csv' });
+    expect(claims.get(2)).toEqual({ name: 'data-3.csv', renamedFrom: 'data.csv' });
+  });
+
+  it('lets a name asked for explicitly win over an invented suffix', () => {
+    const registry = new NameRegistry();
+    const claims = registry.plan([
+      { index: 0, name: 'x.txt' },
+      { index: 1, name: 'x.txt' },
+      { index: 2, name: 'x-2.txt' },
+    ]);
+    expect(claims.get(2)).toEqual({ name: 'x-2.txt' });
+    expect(claims.get(1)).toEqual({ name: 'x-3.txt', renamedFrom: 'x.txt' });
+  });
+
+  it('resolves names learnt later against everything already handed out', () => {
+    const registry = new NameRegistry();
+    registry.plan([{ index: 0, name: 'report.pdf' }]);
+    expect(registry.claim(1, 'report.pdf')).toEqual({ name: 'report-2.pdf', renamedFrom: 'report.pdf' });
+    expect(registry.claim(2, 'other.pdf')).toEqual({ name: 'other.pdf' });
+    expect(registry.claim(2, 'other.pdf')).toEqual({ name: 'other.pdf' });
+  });
+});
+
+describe('resolveInside', () => {
+  const root = resolve('/srv/downloads');
+
+  it('joins a nested name under the root', () => {
+    expect(resolveInside(root, 'a/b.txt')).toBe(`${root}${sep}a${sep}b.txt`);
+  });
+
+  it.each(['../x', 'a/../../x', '..'])('refuses %j', (name) => {
+    expect(() => resolveInside(root, name)).toThrow(PathEscapeError);
+  });
+});

@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Manifest, manifestKey } from '../../../src/services/download/manifest.js';
+import { ByteMeter } from '../../../src/services/download/meter.js';
+import { formatSummary, summarise, writeReportFile } from '../../../src/services/download/report.js';
+import type { DownloadResult } from '../../../src/services/download/types.js';
+
+describe('manifest', () => {
+  it('round-trips its records', () => {
+    const manifest = Manifest.empty();
+    const key = manifestKey('https://example.com/a.csv');
+    manifest.set(key, {
+      path: 'a.csv',
+      etag: '"x"',
+      bytes: 3,
+      sha256: 'ab',
+      updatedAt: '2024-01-01T00:00:00.000Z',
+    });
+
+    const { manifest: read, problem } = Manifest.parse(manifest.serialize());
+
+    expect(problem).toBeUndefined();
+    expect(read.get(key)).toEqual({
+      path: 'a.csv',
+      etag: '"x"',
+      bytes: 3,
+      sha256: 'ab',
+      updatedAt: '2024-01-01T00:00:00.000Z',
+    });
+    expect(read.dirty).toBe(false);
+  });
+
+  it('keys records by the URL with its secrets masked', () => {
+    const a = manifestKey('https://cdn.example.com/f.zip?X-Amz-Signature=abc123&token=t1');
+    const b = manifestKey('https://cdn.example.com/f.zip?X-Amz-Signature=def456&token=t2');
+    expect(a).toBe(b);
+    expect(a).not.toContain('abc123');
+  });
+
+  it.each([
+    ['{broken', 'not valid JSON'],
+    ['null', 'not a version 1 manifest'],
+    ['{"version":2,"files":{}}', 'not a version 1 manifest'],
+  ])('treats %j as empty and says why', (text, problem) => {
+    const parsed = Manifest.parse(text);
+    expect(parsed.manifest.size).toBe(0);
+    expect(parsed.problem).toContain(problem);
+  });
+
+  it('drops malformed records and keeps the good ones', () => {
+    const parsed = Manifest.parse(
+      JSON.stringify({ version: 1, files: { good: { path: 'g', updatedAt: 'x' }, bad: { path: 7 } } }),
+    );
+    expect(parsed.manifest.size).toBe(1);
+  });
+});
+
+describe('ByteMeter', () => {
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+
+  it('verifies the length and the checksum', () => {
+    const meter = new ByteMeter({
+      hash: createHash('sha256'),
+      startBytes: 0,
+      expectedTotal: 5,
+      expectedSha256: sha('hello'),
+    });
+    meter.update(Buffer.from('hel'));
+    meter.update(Buffer.from('lo'));
+    expect(meter.finish()).toBe(sha('hello'));
+  });
+
+  it('calls a short body a retryable truncation and a long one a permanent error', () => {
+    const short = new ByteMeter({ startBytes: 0, expectedTotal: 10 });
+    short.update(Buffer.from('abc'));
+    expect(() => short.finish()).toThrow(
+      expect.objectContaining({ reason: 'length_mismatch', retryable: true }),
+    );
+    const long = new ByteMeter({ startBytes: 0, expectedTotal: 2 });
+    long.update(Buffer.from('abc'));
+    expect(() => long.finish()).toThrow(
+      expect.objectContaining({ reason: 'length_mismatch', retryable: false }),
+    );
+  });
+
+  it('counts a resumed prefix against the limit', () => {
+    const meter = new ByteMeter({ startBytes: 90, maxBytes: 100 });
+    meter.update(Buffer.alloc(10));
+    expect(() => meter.update(Buffer.alloc(1))).toThrow(
+      expect.objectContaining({ reason: 'too_large', retryable: false }),
+    );
+    expect(meter.received).toBe(11);
+  });
+
+  it('fails a checksum mismatch permanently', () => {
+    const meter = new ByteMeter({ hash: createHash('sha256'), startBytes: 0, expectedSha256: sha('other') });
+    meter.update(Buffer.from('hello'));
+    expect(() => meter.finish()).toThrow(
+      expect.objectContaining({ reason: 'checksum_mismatch', retryable: false }),
+    );
+  });
+
+  it('reports no checksum when not hashing', () => {
+    const meter = new ByteMeter({ startBytes: 0 });
+    meter.update(Buffer.from('x'));
+    expect(meter.finish()).toBeUndefined();
+  });
+});
+
+describe('report', () => {
+  const base: DownloadResult = {
+    index: 0,
+    url: 'https://e.com/a',
+    status: 'downloaded',
+    path: '/d/a',
+    bytes: 10,
+    sha256: 'ab',
+    attempts: 1,
+    durationMs: 5,
+    httpStatus: 200,
+    reason: null,
+    error: null,
+    renamedFrom: null,
+    resumedFromBytes: 0,
+    note: null,
+  };
+  const results: DownloadResult[] = [
+    base,
+    {
+      ...base,
+      index: 1,
+      status: 'failed',
+      attempts: 4,
+      reason: 'http_status',
+      error: 'HTTP 503',
+      path: null,
+    },
+    { ...base, index: 2, status: 'skipped', attempts: 0, renamedFrom: 'a' },
+  ];
+
+  it('counts outcomes, retries and renames', () => {
+    const summary = summarise(results, { bytesReceived: 2048, httpRequests: 5, durationMs: 1000 });
+    expect(summary).toMatchObject({
+      total: 3,
+      downloaded: 1,
+      failed: 1,
+      skipped: 1,
+      retries: 3,
+      renamed: 1,
+      bytesPerSecond: 2048,
+    });
+    expect(formatSummary(summary)).toBe(
+      '1 downloaded, 1 skipped, 1 failed of 3 (2.0 KiB in 1.0 s, 2.0 KiB/s, 5 requests, 1 renamed to avoid a name collision)',
+    );
+  });
+
+  it('writes one JSON document with the summary and every entry, atomically', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aws-msg-report-'));
+    try {
+      const many = Array.from({ length: 3000 }, (_, i) => ({ ...base, index: i }));
+      const summary = summarise(many, { bytesReceived: 0, httpRequests: 0, durationMs: 1 });
+      await writeReportFile(join(dir, 'sub', 'report.json'), { summary, results: many });
+      const parsed = JSON.parse(readFileSync(join(dir, 'sub', 'report.json'), 'utf8')) as {
+        summary: unknown;
+        results: DownloadResult[];
+      };
+      expect(parsed.summary).toEqual(summary);
+      expect(parsed.results).toHaveLength(3000);
+      expect(parsed.results[2999]).toEqual({ ...base, index: 2999 });
+      expect(readdirSync(join(dir, 'sub'))).toEqual(['report.json']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
