@@ -120,6 +120,7 @@ export function buildProgram(io: RunIo, onExit: (code: ExitCodeValue) => void): 
         logger: logger.child({ command: definition.name }),
         stdout: io.stdout,
         stderr: io.stderr,
+        cwd: io.cwd,
         signal: io.signal,
         interactive: io.stderr.isTTY === true,
       };

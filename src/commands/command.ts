@@ -22,6 +22,8 @@ export interface CommandContext {
   stderr: Writable;
   /** Aborted on the first SIGINT/SIGTERM: stop taking new work, finish what is in flight. */
   signal: AbortSignal;
+  /** The directory relative paths in flags and variables are resolved against. */
+  cwd: string;
   /** Whether stderr is an interactive terminal (progress bars). */
   interactive: boolean;
 }

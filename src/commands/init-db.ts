@@ -2,7 +2,7 @@ import { ExitCode } from '../config/constants.js';
 import { INIT_DB_OPTIONS, loadInitDbSettings } from '../config/init-db-settings.js';
 import { MSSQL_OPTIONS } from '../config/mssql-settings.js';
 import { MONGO_OPTIONS } from '../config/settings.js';
-import { initDb, type InitDbSummary } from '../services/init-db.js';
+import type { InitDbSummary } from '../services/init-db.js';
 import type { CommandDefinition } from './command.js';
 import { emitSummary } from './summary.js';
 
@@ -42,6 +42,8 @@ export const initDbCommand: CommandDefinition = {
   ],
   async action(context) {
     const settings = loadInitDbSettings(context.sources);
+    // Loaded on use: the service's drivers and SDKs would slow every other command's start.
+    const { initDb } = await import('../services/init-db.js');
     const summary = await initDb(settings, { logger: context.logger });
     emitSummary(context, 'init-db summary', summary, rows(summary), settings.json);
     return ExitCode.OK;

@@ -2,7 +2,7 @@ import { loadProcessSqsSettings } from '../config/config-loader.js';
 import { ExitCode } from '../config/constants.js';
 import { ARCHIVE_OPTIONS, AWS_OPTIONS, MONGO_OPTIONS, PROCESS_SQS_OPTIONS } from '../config/settings.js';
 import { MSSQL_OPTIONS } from '../config/mssql-settings.js';
-import { processSqs, type ProcessSqsSummary } from '../services/process-sqs.js';
+import type { ProcessSqsSummary } from '../services/process-sqs.js';
 import type { CommandDefinition } from './command.js';
 import { emitSummary, formatCounts } from './summary.js';
 
@@ -51,7 +51,9 @@ export const processSqsCommand: CommandDefinition = {
     ],
   ],
   async action(context) {
-    const settings = loadProcessSqsSettings(context.sources);
+    const settings = loadProcessSqsSettings(context.sources, context.cwd);
+    // Loaded on use: the service's drivers and SDKs would slow every other command's start.
+    const { processSqs } = await import('../services/process-sqs.js');
     const summary = await processSqs(settings, { logger: context.logger, signal: context.signal });
     emitSummary(context, 'process-sqs summary', summary, rows(summary), settings.json);
     if (summary.stopReason === 'receive-error' || summary.stopReason === 'store-unavailable')

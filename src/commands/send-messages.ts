@@ -1,7 +1,6 @@
 import { loadSendMessagesSettings } from '../config/config-loader.js';
 import { ExitCode } from '../config/constants.js';
 import { AWS_OPTIONS, SEND_MESSAGES_OPTIONS } from '../config/settings.js';
-import { sendMessages } from '../services/message-sender.js';
 import type { CommandDefinition } from './command.js';
 import { emitSummary, formatCounts } from './summary.js';
 
@@ -24,7 +23,9 @@ export const sendMessagesCommand: CommandDefinition = {
     ],
   ],
   async action(context) {
-    const settings = loadSendMessagesSettings(context.sources);
+    const settings = loadSendMessagesSettings(context.sources, context.cwd);
+    // Loaded on use: the service's drivers and SDKs would slow every other command's start.
+    const { sendMessages } = await import('../services/message-sender.js');
     const summary = await sendMessages(settings, { logger: context.logger });
     emitSummary(
       context,

@@ -322,7 +322,12 @@ export class QueueRunner {
       if (messages.length === 0) {
         emptyStreak++;
         // A long poll that returns nothing saw an empty queue; short polls sample, so need three.
-        if (this.o.untilEmpty && (this.o.waitTimeSeconds > 0 || emptyStreak >= 3)) this.stop('queue-empty');
+        if (this.o.untilEmpty && (this.o.waitTimeSeconds > 0 || emptyStreak >= 3)) {
+          // Only if we hold nothing: messages we hold (and, on a FIFO queue, every later message
+          // of their groups) are invisible to the poll, and may come back or unlock more.
+          if (this.inFlight === 0 && this.acks.size === 0) this.stop('queue-empty');
+          else await this.untilIdle();
+        }
       } else {
         emptyStreak = 0;
       }
@@ -345,6 +350,13 @@ export class QueueRunner {
     const want = Math.max(0, Math.min(unit, left));
     this.reserved += want;
     return want;
+  }
+
+  /** Waits until no message is held and no acknowledgement is pending, or the run stops. */
+  private async untilIdle(): Promise<void> {
+    while (!this.stopping && (this.inFlight > 0 || this.acks.size > 0)) {
+      await Promise.race([Promise.allSettled([...this.work, ...this.acks]), this.pause(1000)]);
+    }
   }
 
   private async pause(ms: number): Promise<void> {

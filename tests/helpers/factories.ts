@@ -86,7 +86,7 @@ export class FakeQueue implements QueuePort {
   receives = 0;
   deadLetterFails = false;
 
-  constructor(private readonly pending: QueueMessage[]) {}
+  constructor(readonly pending: QueueMessage[]) {}
 
   async receive(options: {
     maxMessages: number;

@@ -71,14 +71,17 @@ export function mixedBodies(n: number, start = 0): MixedBatch {
   return batch;
 }
 
-/** Sends raw bodies, 10 per SendMessageBatch, 8 batches at a time. */
+/**
+ * Sends raw bodies, 10 per SendMessageBatch, 8 batches at a time; one at a time for a FIFO queue,
+ * whose order is the order in which the batches arrive.
+ */
 export async function sendBodies(
   client: SQSClient,
   queueUrl: string,
   bodies: readonly string[],
   options: { groupId?: (index: number) => string } = {},
 ): Promise<void> {
-  const limit = pLimit(8);
+  const limit = pLimit(options.groupId ? 1 : 8);
   const work: Promise<void>[] = [];
   for (let start = 0; start < bodies.length; start += 10) {
     const slice = bodies.slice(start, start + 10);

@@ -215,14 +215,35 @@ describe('QueueRunner', () => {
     expect(queue.visibility.map((v) => v.seconds)).toEqual([0, 0, 0]);
   });
 
-  it('a signal during the final drain of --until-empty still bounds it by --shutdown-timeout', async () => {
+  it('a signal during the final drain after --max-messages still bounds it by --shutdown-timeout', async () => {
     const signal = new AbortController();
     const hanging: ProcessorPort = { process: () => new Promise<Outcome[]>(() => undefined) };
-    const queue = new FakeQueue(bodies(2));
+    const queue = new FakeQueue(bodies(5));
     setTimeout(() => signal.abort(), 200);
-    const result = await runner(queue, hanging, { signal: signal.signal, shutdownTimeoutMs: 50 }).run();
-    expect(result).toMatchObject({ stopReason: 'queue-empty', released: 2 });
+    const result = await runner(queue, hanging, {
+      signal: signal.signal,
+      shutdownTimeoutMs: 50,
+      maxMessages: 2,
+      receivers: 1,
+    }).run();
+    expect(result).toMatchObject({ stopReason: 'max-messages', released: 2 });
     expect(queue.visibility.map((v) => v.seconds)).toEqual([0, 0]);
+  });
+
+  it('--until-empty does not stop on an empty poll while it still holds messages', async () => {
+    // A FIFO queue hides the rest of a group while we hold one of its messages: an empty poll then
+    // says nothing about the queue. The run polls again once it holds nothing.
+    const queue = new FakeQueue(bodies(1));
+    const later = bodies(3).map((m) => ({ ...m, messageId: `later-${m.messageId}` }));
+    const processor: ProcessorPort = {
+      async process(batch) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        if (batch.some((m) => m.messageId === 'm-0')) queue.pending.push(...later);
+        return batch.map((): Outcome => ({ status: 'stored', key: 'k', archived: false }));
+      },
+    };
+    const result = await runner(queue, processor, { receivers: 1 }).run();
+    expect(result).toMatchObject({ stopReason: 'queue-empty', received: 4, stored: 4 });
   });
 
   it('--max-messages receives exactly that many', async () => {
