@@ -4,6 +4,7 @@
 #
 #   FerretDB v1.24.2 -> ${AWS_MSG_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/aws-msg}/bin/ferretdb
 #   moto_server      -> pip install 'moto[server]' (only when it is not on PATH)
+#   Lambda runtime   -> scripts/install-lambda-runtime.sh (emulator, Node.js 22, aws-lambda-ric)
 set -euo pipefail
 
 FERRETDB_VERSION=v1.24.2
@@ -39,3 +40,5 @@ else
   python3 -m pip install --quiet 'moto[server]'
   command -v moto_server >/dev/null || { echo "moto_server still not on PATH after pip install" >&2; exit 1; }
 fi
+
+bash "$(dirname "$0")/install-lambda-runtime.sh"

@@ -5,6 +5,8 @@
  * - moto: `moto_server` (Python), for S3 and an SQS cross-check.
  * - FerretDB v1.24.2: a MongoDB wire-protocol server on SQLite, built by `npm run services:install`
  *   into a cache directory outside the repository.
+ * - lambda-runtime: the AWS Lambda Runtime Interface Emulator, Node.js 22 and aws-lambda-ric, installed
+ *   by `npm run services:install` (scripts/install-lambda-runtime.sh) into the same cache directory.
  *
  * This file imports nothing relative on purpose: Jest loads a global-setup module outside its
  * module mapper, so `./x.js` imports of TypeScript files would not resolve here. Tests import
@@ -18,13 +20,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The peers integration tests may need, and the variables the global setup publishes them in. */
-export type PeerName = 'sqs' | 'moto' | 'mongo' | 'mssql';
+export type PeerName = 'sqs' | 'moto' | 'mongo' | 'mssql' | 'lambda-runtime';
 
 export const PEER_ENV: Record<PeerName, string> = {
   sqs: 'AWS_MSG_TEST_SQS_ENDPOINT',
   moto: 'AWS_MSG_TEST_MOTO_ENDPOINT',
   mongo: 'AWS_MSG_TEST_MONGODB_URI',
   mssql: 'MSSQL_URL',
+  // Not a server: the directory holding the Lambda runtime pieces (see lambdaRuntimeFiles).
+  'lambda-runtime': 'AWS_MSG_TEST_LAMBDA_RUNTIME_DIR',
 };
 
 export const SKIP_ENV: Record<PeerName, string> = {
@@ -32,6 +36,7 @@ export const SKIP_ENV: Record<PeerName, string> = {
   moto: 'AWS_MSG_TEST_MOTO_SKIP',
   mongo: 'AWS_MSG_TEST_MONGODB_SKIP',
   mssql: 'AWS_MSG_TEST_MSSQL_SKIP',
+  'lambda-runtime': 'AWS_MSG_TEST_LAMBDA_RUNTIME_SKIP',
 };
 
 /** A free TCP port on 127.0.0.1 (the OS picks it; a race with another process is possible but rare). */
@@ -91,6 +96,29 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
 export function ferretDbBinary(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const candidate = env['FERRETDB_BIN'] ?? join(cacheDir(env), 'bin', 'ferretdb');
   return existsSync(candidate) ? candidate : undefined;
+}
+
+/** The Lambda runtime pieces `scripts/install-lambda-runtime.sh` puts in the cache directory. */
+export interface LambdaRuntimeFiles {
+  /** The Runtime Interface Emulator. */
+  rie: string;
+  /** Node.js 22. */
+  node: string;
+  /** aws-lambda-ric's entry point, run by `node`. */
+  ric: string;
+}
+
+export function lambdaRuntimeFiles(env: NodeJS.ProcessEnv = process.env): LambdaRuntimeFiles | undefined {
+  const root = cacheDir(env);
+  const modules = join(root, 'lambda-runtime', 'node_modules');
+  const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
+  const files = {
+    rie: join(root, 'bin', 'aws-lambda-rie'),
+    node: join(modules, `node-linux-${arch}`, 'bin', 'node'),
+    ric: join(modules, 'aws-lambda-ric', 'index.mjs'),
+  };
+  const addon = join(modules, 'aws-lambda-ric', 'rapid-client.node');
+  return [files.rie, files.node, files.ric, addon].every((path) => existsSync(path)) ? files : undefined;
 }
 
 export function motoBinary(): string | undefined {
@@ -266,6 +294,14 @@ export default async function globalSetup(): Promise<void> {
     );
   const ferret = ferretDbBinary();
   if (ferret) process.env['AWS_MSG_TEST_FERRETDB_BIN'] = ferret;
+
+  // The Lambda runtime is files, not a server: check that they are there.
+  if (lambdaRuntimeFiles()) publish('lambda-runtime', cacheDir());
+  else
+    skip(
+      'lambda-runtime',
+      `no Lambda runtime in ${cacheDir()}; get it with: npm run services:install (needs Go, cmake, g++ and autotools)`,
+    );
 
   await Promise.all(starts);
 

@@ -1,0 +1,554 @@
+/**
+ * The Lambda driver: SQS triggers the function with a batch of records, and it answers with the
+ * records that must come back (`batchItemFailures`; the event source mapping sets
+ * `FunctionResponseTypes: [ReportBatchItemFailures]`). It is the second thin driver over the same
+ * processor, sinks and acknowledgement contract as `process-sqs`:
+ *
+ *   records -> QueueMessage -> MessageProcessor (chunks, within the time budget) -> decideAck
+ *
+ *   stored                 -> success: the Lambda service deletes it
+ *   rejected, with a DLQ   -> sent to SQS_DLQ_URL with the reason, then success; a failed send is a failure
+ *   rejected, no DLQ       -> failure, hidden for SQS_POISON_BACKOFF; the redrive policy moves it
+ *   failed (transient)     -> failure, hidden for the exponential backoff from ApproximateReceiveCount
+ *   released               -> failure, visible again at once (FIFO successors, work not started in time)
+ *
+ * Visibility changes use the queue URL derived from the record's eventSourceARN and can be turned
+ * off (LAMBDA_VISIBILITY_BACKOFF=false); then failures wait out the queue's visibility timeout.
+ * Settings, clients and opened sinks live as long as the execution environment: they are built on
+ * the first invocation and reused by every later one.
+ */
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Env } from '../config/config-loader.js';
+import { loadLambdaSettings, type LambdaSettings } from '../config/lambda-settings.js';
+import { createMongoClient } from '../database/mongodb-connector.js';
+import type { Sink } from '../database/sink.js';
+import { createMssqlPool } from '../database/sql-server-connector.js';
+import { decideAck, type AckPolicy } from '../services/acknowledgement.js';
+import {
+  groupIdOf,
+  MessageProcessor,
+  receiveCountOf,
+  type Outcome,
+  type QueueMessage,
+} from '../services/message-processor.js';
+import type { QueuePort } from '../services/queue-runner.js';
+import { createSinks, loadMessageValidator, type SinkClients } from '../services/sinks.js';
+import { AppError, ConfigError, describeError } from '../utils/errors.js';
+import type { Validator } from '../utils/file-reader.js';
+import { createLogger, type Logger } from '../utils/logger.js';
+import { createS3Client, createSqsClient, RequestCounter } from './clients.js';
+import { isFifoQueueUrl, SqsQueue } from './sqs-handler.js';
+
+export type LambdaHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+
+/** A handler that can also release what it holds (tests, or an embedding that shuts down). */
+export interface ManagedLambdaHandler extends LambdaHandler {
+  /**
+   * Closes the stores and the clients the handler built, and forgets them; a later invocation
+   * starts afresh. Lambda itself never calls it: an environment's connections end with it.
+   */
+  close(): Promise<void>;
+}
+
+/** The acknowledgements the Lambda makes itself; the Lambda service deletes what succeeded. */
+export type AckQueue = Pick<QueuePort, 'deadLetter' | 'changeVisibility' | 'flush'>;
+
+/** The SDK and database clients of one execution environment. */
+export interface LambdaClients extends SinkClients {
+  sqs: SQSClient;
+}
+
+export interface LambdaHandlerDeps {
+  /** Where the settings come from. Default: `process.env`. */
+  env?: Env;
+  /** Default: JSON lines on stderr at LOG_LEVEL; CloudWatch keeps each line as one event. */
+  logger?: Logger;
+  /** Builds the clients, once per execution environment. Default: from the settings. */
+  createClients?: (settings: LambdaSettings, counters: RequestCounters) => LambdaClients;
+  /** Builds the stores over those clients. Default: the configured ones (`createSinks`). */
+  createSinks?: (settings: LambdaSettings, clients: LambdaClients, logger: Logger) => Sink[];
+  /** Builds the acknowledgement edge of one source queue. Default: an `SqsQueue`. */
+  createQueue?: (
+    queueUrl: string,
+    settings: LambdaSettings,
+    clients: LambdaClients,
+    logger: Logger,
+  ) => AckQueue;
+  /** Jitter for backoffs, as in `decideAck`. Default `Math.random`. */
+  random?: () => number;
+}
+
+export interface RequestCounters {
+  sqs: RequestCounter;
+  s3: RequestCounter;
+}
+
+/** What one invocation did; logged as `lambda_batch_done`. */
+export interface LambdaBatchCounts {
+  received: number;
+  stored: number;
+  archived: number;
+  rejected: number;
+  deadLettered: number;
+  failed: number;
+  released: number;
+  batchItemFailures: number;
+}
+
+const EMPTY_COUNTS: LambdaBatchCounts = {
+  received: 0,
+  stored: 0,
+  archived: 0,
+  rejected: 0,
+  deadLettered: 0,
+  failed: 0,
+  released: 0,
+  batchItemFailures: 0,
+};
+
+/**
+ * `arn:aws:sqs:eu-west-1:123456789012:orders` -> `https://sqs.eu-west-1.amazonaws.com/123456789012/orders`,
+ * or `<endpoint>/123456789012/orders` when an SQS endpoint is configured (an emulator).
+ * Undefined when the ARN is not an SQS queue ARN.
+ */
+export function queueUrlFromArn(arn: string, endpoint?: string): string | undefined {
+  const parts = arn.split(':');
+  if (parts.length !== 6 || parts[0] !== 'arn' || parts[2] !== 'sqs') return undefined;
+  const [, partition, , region, account, name] = parts as [string, string, string, string, string, string];
+  if (region === '' || account === '' || name === '') return undefined;
+  if (endpoint !== undefined) return `${endpoint.replace(/\/+$/, '')}/${account}/${name}`;
+  const domain = partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return `https://sqs.${region}.${domain}/${account}/${name}`;
+}
+
+/** A Lambda SQS record in the driver-neutral shape the processor takes. */
+export function recordToQueueMessage(record: SQSRecord, receivedAt: Date): QueueMessage {
+  const attributes: Record<string, string> = {};
+  for (const [name, value] of Object.entries(record.attributes ?? {})) {
+    if (typeof value === 'string') attributes[name] = value;
+  }
+  const messageAttributes: QueueMessage['messageAttributes'] = {};
+  for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
+    // Lambda delivers binary values base64-encoded already, which is the processor's convention.
+    messageAttributes[name] = {
+      dataType: value.dataType,
+      value: value.stringValue ?? value.binaryValue ?? '',
+    };
+  }
+  return {
+    messageId: record.messageId,
+    receiptHandle: record.receiptHandle,
+    body: record.body,
+    attributes,
+    messageAttributes,
+    receivedAt,
+  };
+}
+
+function defaultClients(settings: LambdaSettings, counters: RequestCounters): LambdaClients {
+  const clients: LambdaClients = { sqs: createSqsClient(settings.aws, counters.sqs) };
+  if (settings.archive) clients.s3 = createS3Client(settings.aws, counters.s3);
+  if (settings.mongo) clients.mongo = createMongoClient(settings.mongo.uri);
+  if (settings.mssql) clients.mssql = createMssqlPool(settings.mssql.connection);
+  return clients;
+}
+
+function defaultQueue(
+  queueUrl: string,
+  settings: LambdaSettings,
+  clients: LambdaClients,
+  logger: Logger,
+): AckQueue {
+  return new SqsQueue({
+    sqs: clients.sqs,
+    queueUrl,
+    ...(settings.dlqUrl !== undefined ? { dlqUrl: settings.dlqUrl } : {}),
+    // Everything is queued at once and awaited right away: batches go out on the next tick.
+    flushDelayMs: 0,
+    logger,
+  });
+}
+
+/** Configuration problems do not heal by themselves, so a failed start is remembered; outages are retried. */
+function isConfigProblem(error: unknown): boolean {
+  return error instanceof AppError && (error.code === 'CONFIG_INVALID' || error.code.startsWith('INPUT_'));
+}
+
+/** Released at once: another invocation can take it while this one runs out of time. */
+const NOT_STARTED: Outcome = {
+  status: 'released',
+  reason: 'not started: the invocation was running out of time',
+};
+/** A transient failure: its writes may or may not have landed, and come back with a backoff. */
+const GIVEN_UP: Outcome = {
+  status: 'failed',
+  reason: 'given up: the stores had not answered when the invocation was running out of time',
+};
+
+type Timed<T> = { done: true; value: T } | { done: false };
+
+/** Waits for `promise` at most `ms`; the promise goes on, and its late result is dropped. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<Timed<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Timed<T>>((resolve) => {
+    timer = setTimeout(() => resolve({ done: false }), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise.then((value): Timed<T> => ({ done: true, value })), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Environment {
+  settings: LambdaSettings;
+  logger: Logger;
+  validator: Validator<unknown>;
+  clients: LambdaClients;
+  counters: RequestCounters;
+}
+
+interface QueueEdge {
+  queue: AckQueue;
+  /** False when the queue URL could not be derived: failures then wait out the visibility timeout. */
+  canChangeVisibility: boolean;
+}
+
+/**
+ * Builds a handler. Everything expensive (settings, schema, clients, opened sinks) is built on the
+ * first invocation and kept for the life of the execution environment.
+ */
+export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandler {
+  let environment: Promise<Environment> | undefined;
+  let processor: Promise<MessageProcessor> | undefined;
+  const queues = new Map<string, QueueEdge>();
+  let fallbackLogger: Logger | undefined;
+  let lastCounts = { sqs: {} as Record<string, number>, s3: {} as Record<string, number> };
+  const random = deps.random ?? Math.random;
+
+  async function buildEnvironment(): Promise<Environment> {
+    const settings = loadLambdaSettings(deps.env ?? process.env);
+    const logger = deps.logger ?? createLogger({ level: settings.logLevel, format: settings.logFormat });
+    const validator = await loadMessageValidator(settings.schemaFile);
+    const counters: RequestCounters = { sqs: new RequestCounter(), s3: new RequestCounter() };
+    const clients = (deps.createClients ?? defaultClients)(settings, counters);
+    return { settings, logger, validator, clients, counters };
+  }
+
+  async function openProcessor(env: Environment): Promise<MessageProcessor> {
+    const startedAt = Date.now();
+    const sinks = (deps.createSinks ?? createSinks)(env.settings, env.clients, env.logger);
+    const built = new MessageProcessor({
+      sinks,
+      validator: env.validator,
+      ...(env.settings.idField !== undefined ? { idField: env.settings.idField } : {}),
+      ...(env.settings.archive
+        ? { archive: { rule: env.settings.archive.rule, prefix: env.settings.archive.prefix } }
+        : {}),
+      logger: env.logger,
+    });
+    await built.open();
+    env.logger.info('lambda_ready', {
+      stores: sinks.map((sink) => sink.name),
+      dlq: env.settings.dlqUrl !== undefined,
+      openMs: Date.now() - startedAt,
+    });
+    return built;
+  }
+
+  async function prepare(): Promise<{ env: Environment; processor: MessageProcessor }> {
+    environment ??= buildEnvironment().catch((error: unknown) => {
+      if (!isConfigProblem(error)) environment = undefined;
+      throw error;
+    });
+    const env = await environment;
+    // A store that was unreachable is tried again by the next invocation, over the same clients.
+    processor ??= openProcessor(env).catch((error: unknown) => {
+      processor = undefined;
+      throw error;
+    });
+    return { env, processor: await processor };
+  }
+
+  function logStartFailure(error: unknown): void {
+    const logger = deps.logger ?? (fallbackLogger ??= createLogger({ format: 'json' }));
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) logger.error('lambda_config_invalid', { problem });
+    } else if (isConfigProblem(error)) {
+      logger.error('lambda_config_invalid', { problem: describeError(error) });
+    } else {
+      logger.error('lambda_start_failed', { error: describeError(error) });
+    }
+  }
+
+  function queueFor(arn: string, env: Environment): QueueEdge {
+    const known = queues.get(arn);
+    if (known) return known;
+    const derived = env.settings.queueUrl ?? queueUrlFromArn(arn, env.settings.aws.sqsEndpoint);
+    const fifo = arn.endsWith('.fifo');
+    const dlqUrl = env.settings.dlqUrl;
+    if (dlqUrl !== undefined && isFifoQueueUrl(dlqUrl) !== fifo) {
+      throw new ConfigError([
+        `SQS_DLQ_URL: the ${fifo ? 'FIFO' : 'standard'} queue ${arn} needs a ${fifo ? 'FIFO' : 'standard'} DLQ`,
+      ]);
+    }
+    if (derived === undefined) {
+      env.logger.warn('lambda_queue_url_unknown', {
+        eventSourceARN: arn,
+        hint: 'set SQS_QUEUE_URL; until then failed messages wait out the visibility timeout',
+      });
+    }
+    const factory = deps.createQueue ?? defaultQueue;
+    const edge: QueueEdge = {
+      queue: factory(derived ?? arn, env.settings, env.clients, env.logger),
+      canChangeVisibility: derived !== undefined && env.settings.visibilityBackoff,
+    };
+    queues.set(arn, edge);
+    return edge;
+  }
+
+  /**
+   * Runs the processor over `messages` in chunks, in order, while the time budget lasts. A chunk
+   * starts only while more than the margin remains, and is given up once the margin is reached:
+   * its messages may or may not have been stored (every write is idempotent), so they come back.
+   * FIFO: a group whose message did not succeed has its later messages released, across chunks.
+   */
+  async function processWithinBudget(
+    env: Environment,
+    engine: MessageProcessor,
+    messages: readonly QueueMessage[],
+    fifo: boolean,
+    context: Context,
+  ): Promise<Outcome[]> {
+    const { chunkSize, timeoutMarginMs } = env.settings;
+    const outcomes: Outcome[] = [];
+    const stoppedGroups = new Map<string, string>();
+    let outOfTime = false;
+    for (let start = 0; start < messages.length; start += chunkSize) {
+      const indexes = Array.from(
+        { length: Math.min(chunkSize, messages.length - start) },
+        (_, i) => start + i,
+      );
+      const live: number[] = [];
+      for (const index of indexes) {
+        const group = fifo ? (groupIdOf(messages[index] as QueueMessage) ?? '') : undefined;
+        const blocker = group === undefined ? undefined : stoppedGroups.get(group);
+        if (outOfTime) {
+          outcomes[index] = NOT_STARTED;
+        } else if (blocker !== undefined) {
+          outcomes[index] = { status: 'released', reason: `an earlier message of group ${group} ${blocker}` };
+        } else {
+          live.push(index);
+        }
+      }
+      if (live.length > 0) {
+        const budgetMs = context.getRemainingTimeInMillis() - timeoutMarginMs;
+        if (budgetMs <= 0) {
+          outOfTime = true;
+          for (const index of live) outcomes[index] = NOT_STARTED;
+        } else {
+          const batch = live.map((index) => messages[index] as QueueMessage);
+          const work = engine
+            .process(batch, { fifo })
+            .catch((error: unknown): Outcome[] =>
+              batch.map(() => ({ status: 'failed', reason: describeError(error) })),
+            );
+          const result = await within(work, budgetMs);
+          if (result.done) {
+            live.forEach((index, i) => {
+              outcomes[index] = result.value[i] ?? { status: 'failed', reason: 'no outcome' };
+            });
+          } else {
+            outOfTime = true;
+            env.logger.warn('lambda_out_of_time', { messages: live.length, budgetMs });
+            for (const index of live) outcomes[index] = GIVEN_UP;
+          }
+        }
+      }
+      if (fifo) {
+        for (const index of indexes) {
+          const outcome = outcomes[index] as Outcome;
+          const group = groupIdOf(messages[index] as QueueMessage) ?? '';
+          if (outcome.status !== 'stored' && !stoppedGroups.has(group)) {
+            stoppedGroups.set(
+              group,
+              outcome.status === 'released' ? 'was released' : `was ${outcome.status}`,
+            );
+          }
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  /**
+   * Carries out the acknowledgement contract for one source queue. Returns, per message, whether
+   * it was handled (success) or must be reported as a batch item failure.
+   */
+  async function acknowledge(
+    env: Environment,
+    edge: QueueEdge,
+    messages: readonly QueueMessage[],
+    outcomes: readonly Outcome[],
+    context: Context,
+    counts: LambdaBatchCounts,
+  ): Promise<boolean[]> {
+    const { settings, logger } = env;
+    const policy: AckPolicy = {
+      hasDlq: settings.dlqUrl !== undefined,
+      retryBackoffMs: settings.retryBackoffMs,
+      retryBackoffMaxMs: settings.retryBackoffMaxMs,
+      poisonBackoffMs: settings.poisonBackoffMs,
+    };
+    const hide = async (message: QueueMessage, seconds: number): Promise<void> => {
+      if (!edge.canChangeVisibility) return;
+      const changed = await edge.queue.changeVisibility(message, seconds);
+      if (!changed.ok) {
+        logger.warn('visibility_change_failed', {
+          messageId: message.messageId,
+          seconds,
+          error: changed.error,
+        });
+      }
+    };
+    const handled: Array<boolean | undefined> = messages.map(() => undefined);
+    const work = messages.map(async (message, i): Promise<void> => {
+      const outcome = outcomes[i] as Outcome;
+      const action = decideAck(outcome, receiveCountOf(message), policy, random);
+      switch (action.kind) {
+        case 'delete':
+          handled[i] = true;
+          return;
+        case 'dead-letter': {
+          const sent = await edge.queue.deadLetter(message, action.reason);
+          if (sent.ok) {
+            counts.deadLettered++;
+            logger.info('message_dead_lettered', { messageId: message.messageId, reason: action.reason });
+            handled[i] = true;
+            return;
+          }
+          // Not in the DLQ, so it must come back: report it, hidden like a poison message.
+          logger.error('dead_letter_failed', { messageId: message.messageId, error: sent.error });
+          handled[i] = false;
+          return hide(message, Math.round(settings.poisonBackoffMs / 1000));
+        }
+        case 'retry-later':
+          handled[i] = false;
+          logger.debug('message_retry_later', {
+            messageId: message.messageId,
+            seconds: action.visibilityTimeoutSeconds,
+            reason: action.reason,
+          });
+          return hide(message, action.visibilityTimeoutSeconds);
+        case 'release':
+          handled[i] = false;
+          return hide(message, action.visibilityTimeoutSeconds);
+      }
+    });
+    // Half the margin is for these requests, the other half for returning the response.
+    const budgetMs = context.getRemainingTimeInMillis() - settings.timeoutMarginMs / 2;
+    const finished = await within(
+      Promise.all([...work, edge.queue.flush()]).catch((error: unknown) => {
+        logger.error('ack_failed', { error: describeError(error) });
+      }),
+      budgetMs,
+    );
+    if (!finished.done) logger.warn('lambda_ack_out_of_time', { budgetMs });
+    // A DLQ send that was not confirmed in time counts as not sent: the message comes back.
+    return handled.map((ok) => ok === true);
+  }
+
+  async function close(): Promise<void> {
+    const [env, engine] = await Promise.all([
+      environment?.catch(() => undefined),
+      processor?.catch(() => undefined),
+    ]);
+    environment = undefined;
+    processor = undefined;
+    queues.clear();
+    await engine?.close();
+    if (!env) return;
+    const { clients } = env;
+    await Promise.allSettled([clients.mongo?.close(), clients.mssql?.close()]);
+    clients.sqs.destroy();
+    clients.s3?.destroy();
+  }
+
+  async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+    let prepared: { env: Environment; processor: MessageProcessor };
+    try {
+      prepared = await prepare();
+    } catch (error) {
+      // Thrown, not reported per record: the whole batch comes back, and Lambda's error metrics show it.
+      logStartFailure(error);
+      throw error;
+    }
+    const { env, processor: engine } = prepared;
+    const startedAt = Date.now();
+    const receivedAt = new Date(startedAt);
+    const counts: LambdaBatchCounts = { ...EMPTY_COUNTS };
+    const batchItemFailures: SQSBatchItemFailure[] = [];
+
+    // One event comes from one event source mapping, so from one queue; grouping is only defensive.
+    const bySource = new Map<string, SQSRecord[]>();
+    for (const record of event.Records ?? []) {
+      const list = bySource.get(record.eventSourceARN) ?? [];
+      list.push(record);
+      bySource.set(record.eventSourceARN, list);
+    }
+    for (const [arn, records] of bySource) {
+      let edge: QueueEdge;
+      try {
+        edge = queueFor(arn, env);
+      } catch (error) {
+        logStartFailure(error);
+        throw error;
+      }
+      const fifo = arn.endsWith('.fifo');
+      const messages = records.map((record) => recordToQueueMessage(record, receivedAt));
+      counts.received += messages.length;
+      const outcomes = await processWithinBudget(env, engine, messages, fifo, context);
+      for (const outcome of outcomes) {
+        if (outcome.status === 'stored') {
+          counts.stored++;
+          if (outcome.archived) counts.archived++;
+        } else counts[outcome.status]++;
+      }
+      const handled = await acknowledge(env, edge, messages, outcomes, context, counts);
+      handled.forEach((ok, i) => {
+        if (!ok) batchItemFailures.push({ itemIdentifier: (messages[i] as QueueMessage).messageId });
+      });
+    }
+    counts.batchItemFailures = batchItemFailures.length;
+    const sqsNow = env.counters.sqs.snapshot();
+    const s3Now = env.counters.s3.snapshot();
+    env.logger.info('lambda_batch_done', {
+      requestId: context.awsRequestId,
+      ...counts,
+      durationMs: Date.now() - startedAt,
+      remainingMs: context.getRemainingTimeInMillis(),
+      sqsRequests: delta(sqsNow, lastCounts.sqs),
+      s3Requests: delta(s3Now, lastCounts.s3),
+    });
+    lastCounts = { sqs: sqsNow, s3: s3Now };
+    return { batchItemFailures };
+  }
+
+  return Object.assign(handler, { close });
+}
+
+function delta(now: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [operation, n] of Object.entries(now)) {
+    const d = n - (before[operation] ?? 0);
+    if (d > 0) out[operation] = d;
+  }
+  return out;
+}
+
+/**
+ * The function's handler (`index.handler` in the bundle). Its state lives in module scope, so a
+ * warm execution environment reuses settings, clients and open connections across invocations.
+ */
+export const handler: ManagedLambdaHandler = createHandler();
