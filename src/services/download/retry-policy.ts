@@ -6,6 +6,7 @@
  * Retried: network errors, timeouts, truncated bodies, 408, 429 and 5xx. Everything else (other
  * 4xx, a checksum mismatch, a size limit, a local disk error) fails at once.
  */
+import pRetry from 'p-retry';
 import { AppError } from '../../utils/errors.js';
 import type { FailureReason } from './types.js';
 
@@ -222,6 +223,10 @@ export type RetryOutcome<T> =
 /**
  * Runs `attempt(n)` until it succeeds, fails with a permanent error, or the retries are spent.
  * Never throws: the caller records the outcome either way.
+ *
+ * p-retry counts the attempts and decides whether to go on; the wait is ours, in
+ * `onFailedAttempt` (as p-retry's documentation shows), because it must honour each error's own
+ * Retry-After, which p-retry's backoff cannot. Its own delay is therefore zero.
  */
 export async function withRetries<T>(
   attempt: (attemptNumber: number) => Promise<T>,
@@ -229,36 +234,45 @@ export async function withRetries<T>(
   hooks: RetryHooks = {},
 ): Promise<RetryOutcome<T>> {
   const wait = hooks.sleep ?? sleep;
-  for (let n = 1; ; n++) {
-    try {
-      return { ok: true, value: await attempt(n), attempts: n };
-    } catch (thrown) {
-      const error = classifyError(thrown);
-      if (!error.retryable || n > policy.retries) return { ok: false, error, attempts: n };
-      if (hooks.signal?.aborted) {
-        return {
-          ok: false,
-          error: new DownloadError('interrupted', `interrupted before retrying: ${error.message}`, {
-            retryable: false,
-            cause: error,
-          }),
-          attempts: n,
-        };
-      }
-      const delayMs = retryDelayMs(n, error, policy, hooks.random);
-      hooks.onRetry?.({ attempt: n, delayMs, error });
-      try {
-        await wait(delayMs, hooks.signal);
-      } catch {
-        return {
-          ok: false,
-          error: new DownloadError('interrupted', `interrupted while waiting to retry: ${error.message}`, {
-            retryable: false,
-            cause: error,
-          }),
-          attempts: n,
-        };
-      }
-    }
+  let attempts = 0;
+  const interrupted = (error: DownloadError, when: string) =>
+    new DownloadError('interrupted', `interrupted ${when}: ${error.message}`, {
+      retryable: false,
+      cause: error,
+    });
+  try {
+    const value = await pRetry(
+      async (n: number) => {
+        attempts = n;
+        try {
+          return await attempt(n);
+        } catch (thrown) {
+          // Classified here, so that p-retry's own rules (it never retries a TypeError) don't apply.
+          throw classifyError(thrown);
+        }
+      },
+      {
+        retries: policy.retries,
+        minTimeout: 0,
+        maxTimeout: 0,
+        randomize: false,
+        shouldRetry: ({ error }) => classifyError(error).retryable,
+        onFailedAttempt: async ({ error: thrown, attemptNumber, retriesLeft }) => {
+          const error = classifyError(thrown);
+          if (!error.retryable || retriesLeft === 0) return;
+          if (hooks.signal?.aborted) throw interrupted(error, 'before retrying');
+          const delayMs = retryDelayMs(attemptNumber, error, policy, hooks.random);
+          hooks.onRetry?.({ attempt: attemptNumber, delayMs, error });
+          try {
+            await wait(delayMs, hooks.signal);
+          } catch {
+            throw interrupted(error, 'while waiting to retry');
+          }
+        },
+      },
+    );
+    return { ok: true, value, attempts };
+  } catch (thrown) {
+    return { ok: false, error: classifyError(thrown), attempts };
   }
 }
