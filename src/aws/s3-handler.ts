@@ -49,7 +49,11 @@ export class S3ArchiveSink implements Sink {
       await this.options.s3.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
       this.logger.info('store_opened', { store: this.name, bucket: this.options.bucket });
     } catch (error) {
-      const wrapped = wrapAwsError(error, { service: 'S3', operation: 'HeadBucket', resource: `s3://${this.options.bucket}` });
+      const wrapped = wrapAwsError(error, {
+        service: 'S3',
+        operation: 'HeadBucket',
+        resource: `s3://${this.options.bucket}`,
+      });
       if (wrapped.code === 'CONFIG_INVALID') throw wrapped;
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       const hint = status === 404 ? ': the bucket does not exist' : status === 403 ? ': access denied' : '';
@@ -65,7 +69,12 @@ export class S3ArchiveSink implements Sink {
     const key = record.archiveKey;
     if (key === undefined) return { key: record.key, ok: true };
     if (Buffer.byteLength(key) > S3_MAX_KEY_BYTES) {
-      return { key: record.key, ok: false, error: `archive key longer than ${S3_MAX_KEY_BYTES} bytes`, retryable: false };
+      return {
+        key: record.key,
+        ok: false,
+        error: `archive key longer than ${S3_MAX_KEY_BYTES} bytes`,
+        retryable: false,
+      };
     }
     try {
       await this.options.s3.send(
@@ -78,7 +87,11 @@ export class S3ArchiveSink implements Sink {
       );
       return { key: record.key, ok: true };
     } catch (error) {
-      const wrapped = wrapAwsError(error, { service: 'S3', operation: 'PutObject', resource: `s3://${this.options.bucket}/${key}` });
+      const wrapped = wrapAwsError(error, {
+        service: 'S3',
+        operation: 'PutObject',
+        resource: `s3://${this.options.bucket}/${key}`,
+      });
       // Even non-retryable S3 errors (access denied, no such bucket) are bucket-wide, not this
       // record's fault, so the record is retried later rather than dead-lettered.
       return { key: record.key, ok: false, error: wrapped.message, retryable: true };

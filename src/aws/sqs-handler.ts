@@ -73,7 +73,9 @@ export function toQueueMessage(message: Message, receivedAt: Date): QueueMessage
   const messageAttributes: QueueMessage['messageAttributes'] = {};
   for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
     const dataType = value.DataType ?? 'String';
-    const raw = value.BinaryValue ? Buffer.from(value.BinaryValue).toString('base64') : (value.StringValue ?? '');
+    const raw = value.BinaryValue
+      ? Buffer.from(value.BinaryValue).toString('base64')
+      : (value.StringValue ?? '');
     messageAttributes[name] = { dataType, value: raw };
   }
   return {
@@ -126,7 +128,11 @@ export class SqsQueue {
     this.logger = options.logger ?? silentLogger;
     this.entryAttempts = options.entryAttempts ?? 3;
     const maxDelayMs = options.flushDelayMs ?? 50;
-    this.deletes = new MicroBatcher({ maxSize: SQS_MAX_BATCH, maxDelayMs, run: (items) => this.deleteBatch(items) });
+    this.deletes = new MicroBatcher({
+      maxSize: SQS_MAX_BATCH,
+      maxDelayMs,
+      run: (items) => this.deleteBatch(items),
+    });
     this.visibility = new MicroBatcher({
       maxSize: SQS_MAX_BATCH,
       maxDelayMs,
@@ -151,10 +157,14 @@ export class SqsQueue {
       const attributes = response.Attributes ?? {};
       const info: QueueInfo = { url, fifo: attributes['FifoQueue'] === 'true' || isFifoQueueUrl(url) };
       if (attributes['QueueArn']) info.arn = attributes['QueueArn'];
-      if (attributes['VisibilityTimeout']) info.visibilityTimeoutSeconds = Number(attributes['VisibilityTimeout']);
+      if (attributes['VisibilityTimeout'])
+        info.visibilityTimeoutSeconds = Number(attributes['VisibilityTimeout']);
       if (attributes['RedrivePolicy']) {
         try {
-          const policy = JSON.parse(attributes['RedrivePolicy']) as { deadLetterTargetArn?: string; maxReceiveCount?: unknown };
+          const policy = JSON.parse(attributes['RedrivePolicy']) as {
+            deadLetterTargetArn?: string;
+            maxReceiveCount?: unknown;
+          };
           if (policy.deadLetterTargetArn) info.redriveTargetArn = policy.deadLetterTargetArn;
           if (policy.maxReceiveCount !== undefined) info.maxReceiveCount = Number(policy.maxReceiveCount);
         } catch {
@@ -165,7 +175,10 @@ export class SqsQueue {
     } catch (error) {
       const wrapped = wrapAwsError(error, { service: 'SQS', operation: 'GetQueueAttributes', resource: url });
       if (wrapped.code === 'CONFIG_INVALID') throw wrapped;
-      throw new AppError('DEPENDENCY_UNAVAILABLE', wrapped.message, { cause: error, retryable: wrapped.retryable });
+      throw new AppError('DEPENDENCY_UNAVAILABLE', wrapped.message, {
+        cause: error,
+        retryable: wrapped.retryable,
+      });
     }
   }
 
@@ -317,7 +330,10 @@ export class SqsQueue {
     if (Object.keys(message.messageAttributes).length > room) {
       this.logger.warn('dlq_attributes_dropped', { messageId: message.messageId, kept: room });
     }
-    return { ...Object.fromEntries(original.map(([name, value]) => [name, toAttributeValue(value)])), ...ours };
+    return {
+      ...Object.fromEntries(original.map(([name, value]) => [name, toAttributeValue(value)])),
+      ...ours,
+    };
   }
 
   /**
@@ -347,7 +363,8 @@ export class SqsQueue {
         const entry = pending.find((p) => p.id === failed.Id);
         if (entry === undefined) continue;
         const error = `${failed.Code ?? 'Failed'}: ${failed.Message ?? ''}`.trim();
-        if (failed.SenderFault || attempt >= this.entryAttempts) results[Number(entry.id)] = { ok: false, error };
+        if (failed.SenderFault || attempt >= this.entryAttempts)
+          results[Number(entry.id)] = { ok: false, error };
         else retry.push(entry);
       }
       // An entry in neither list would be an SQS bug; treat it as failed rather than as done.

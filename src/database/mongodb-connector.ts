@@ -69,7 +69,8 @@ const TRANSIENT_CODES = new Set([
  */
 export function isTransientMongoError(error: unknown): boolean {
   if (!(error instanceof MongoServerError)) return true;
-  if (error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('TransientTransactionError')) return true;
+  if (error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('TransientTransactionError'))
+    return true;
   return typeof error.code !== 'number' || TRANSIENT_CODES.has(error.code);
 }
 
@@ -143,7 +144,9 @@ export class MongoSink implements Sink {
   async open(): Promise<void> {
     try {
       await this.client.connect();
-      const collection = this.client.db(this.options.database).collection<MessageDocument>(this.options.collection);
+      const collection = this.client
+        .db(this.options.database)
+        .collection<MessageDocument>(this.options.collection);
       await ensureMongoIndexes(collection);
       this.collection = collection;
       this.logger.info('store_opened', { store: this.name, target: this.target });
@@ -178,7 +181,9 @@ export class MongoSink implements Sink {
         return this.upsertOneByOne(collection, batch, documents);
       }
       const byIndex = new Map(writeErrors.map((w) => [w.index, w]));
-      const existing = batch.flatMap((record, index) => (byIndex.get(index)?.code === DUPLICATE_KEY ? [index] : []));
+      const existing = batch.flatMap((record, index) =>
+        byIndex.get(index)?.code === DUPLICATE_KEY ? [index] : [],
+      );
       const upserted = new Map<string, ItemResult>();
       if (existing.length > 0) {
         const results = await this.upsert(
@@ -220,7 +225,8 @@ export class MongoSink implements Sink {
       if (!(error instanceof MongoBulkWriteError)) return this.failBatch(batch, error);
       const writeErrors = writeErrorsOf(error);
       const accounted = error.result.matchedCount + error.result.upsertedCount + writeErrors.length;
-      if (accounted !== batch.length || error.writeConcernError) return this.upsertOneByOne(collection, batch, documents);
+      if (accounted !== batch.length || error.writeConcernError)
+        return this.upsertOneByOne(collection, batch, documents);
       const byIndex = new Map(writeErrors.map((w) => [w.index, w]));
       return batch.map((record, index): ItemResult => {
         const writeError = byIndex.get(index);
