@@ -1,10 +1,11 @@
 /**
- * SDK client construction from typed settings, and a request counter. SQS bills per request, so
- * requests per message is the cost users pay; every client we build counts its HTTP attempts by
- * operation (retries included, since each is billed).
+ * What every SDK client we build shares: the settings it is built from, and a request counter.
+ * SQS bills per request, so requests per message is the cost users pay; every client counts its
+ * HTTP attempts by operation (retries included, since each is billed).
+ *
+ * The clients themselves are built next to their edges (`createSqsClient` in sqs-handler.ts,
+ * `createS3Client` in s3-handler.ts), so that a command loads only the SDK it uses.
  */
-import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs';
-import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { AwsSettings } from '../config/config-loader.js';
 
 /** Counts requests per operation name (`ReceiveMessage`, `DeleteMessageBatch`, `PutObject`...). */
@@ -58,24 +59,16 @@ export function countRequests<T extends object>(client: T, counter: RequestCount
   return client;
 }
 
-function baseConfig(aws: AwsSettings): SQSClientConfig & S3ClientConfig {
-  const config: SQSClientConfig & S3ClientConfig = { maxAttempts: aws.maxAttempts };
+/** The settings every client shares: region, profile, credentials, attempts. */
+export function sdkConfig(aws: AwsSettings): {
+  maxAttempts: number;
+  region?: string;
+  profile?: string;
+  credentials?: AwsSettings['credentials'];
+} {
+  const config: ReturnType<typeof sdkConfig> = { maxAttempts: aws.maxAttempts };
   if (aws.region !== undefined) config.region = aws.region;
   if (aws.profile !== undefined) config.profile = aws.profile;
   if (aws.credentials !== undefined) config.credentials = aws.credentials;
   return config;
-}
-
-export function createSqsClient(aws: AwsSettings, counter?: RequestCounter): SQSClient {
-  const config: SQSClientConfig = baseConfig(aws);
-  if (aws.sqsEndpoint !== undefined) config.endpoint = aws.sqsEndpoint;
-  const client = new SQSClient(config);
-  return counter ? countRequests(client, counter) : client;
-}
-
-export function createS3Client(aws: AwsSettings, counter?: RequestCounter): S3Client {
-  const config: S3ClientConfig = { ...baseConfig(aws), forcePathStyle: aws.s3ForcePathStyle };
-  if (aws.s3Endpoint !== undefined) config.endpoint = aws.s3Endpoint;
-  const client = new S3Client(config);
-  return counter ? countRequests(client, counter) : client;
 }

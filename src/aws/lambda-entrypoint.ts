@@ -21,9 +21,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Env } from '../config/config-loader.js';
 import { loadLambdaSettings, type LambdaSettings } from '../config/lambda-settings.js';
-import { createMongoClient } from '../database/mongodb-connector.js';
 import type { Sink } from '../database/sink.js';
-import { createMssqlPool } from '../database/sql-server-connector.js';
 import { decideAck, type AckPolicy } from '../services/acknowledgement.js';
 import {
   groupIdOf,
@@ -37,8 +35,8 @@ import { createSinks, loadMessageValidator, type SinkClients } from '../services
 import { AppError, ConfigError, describeError } from '../utils/errors.js';
 import type { Validator } from '../utils/file-reader.js';
 import { createLogger, type Logger } from '../utils/logger.js';
-import { createS3Client, createSqsClient, RequestCounter } from './clients.js';
-import { isFifoQueueUrl, SqsQueue } from './sqs-handler.js';
+import { RequestCounter } from './clients.js';
+import { createSqsClient, isFifoQueueUrl, SqsQueue } from './sqs-handler.js';
 
 export type LambdaHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
@@ -65,9 +63,16 @@ export interface LambdaHandlerDeps {
   /** Default: JSON lines on stderr at LOG_LEVEL; CloudWatch keeps each line as one event. */
   logger?: Logger;
   /** Builds the clients, once per execution environment. Default: from the settings. */
-  createClients?: (settings: LambdaSettings, counters: RequestCounters) => LambdaClients;
+  createClients?: (
+    settings: LambdaSettings,
+    counters: RequestCounters,
+  ) => LambdaClients | Promise<LambdaClients>;
   /** Builds the stores over those clients. Default: the configured ones (`createSinks`). */
-  createSinks?: (settings: LambdaSettings, clients: LambdaClients, logger: Logger) => Sink[];
+  createSinks?: (
+    settings: LambdaSettings,
+    clients: LambdaClients,
+    logger: Logger,
+  ) => Sink[] | Promise<Sink[]>;
   /** Builds the acknowledgement edge of one source queue. Default: an `SqsQueue`. */
   createQueue?: (
     queueUrl: string,
@@ -146,11 +151,19 @@ export function recordToQueueMessage(record: SQSRecord, receivedAt: Date): Queue
   };
 }
 
-function defaultClients(settings: LambdaSettings, counters: RequestCounters): LambdaClients {
+/** Drivers are imported only for the stores configured, which keeps the cold start short. */
+async function defaultClients(settings: LambdaSettings, counters: RequestCounters): Promise<LambdaClients> {
   const clients: LambdaClients = { sqs: createSqsClient(settings.aws, counters.sqs) };
-  if (settings.archive) clients.s3 = createS3Client(settings.aws, counters.s3);
-  if (settings.mongo) clients.mongo = createMongoClient(settings.mongo.uri);
-  if (settings.mssql) clients.mssql = createMssqlPool(settings.mssql.connection);
+  if (settings.archive)
+    clients.s3 = (await import('./s3-handler.js')).createS3Client(settings.aws, counters.s3);
+  if (settings.mongo) {
+    clients.mongo = (await import('../database/mongodb-connector.js')).createMongoClient(settings.mongo.uri);
+  }
+  if (settings.mssql) {
+    clients.mssql = (await import('../database/sql-server-connector.js')).createMssqlPool(
+      settings.mssql.connection,
+    );
+  }
   return clients;
 }
 
@@ -232,13 +245,13 @@ export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandle
     const logger = deps.logger ?? createLogger({ level: settings.logLevel, format: settings.logFormat });
     const validator = await loadMessageValidator(settings.schemaFile);
     const counters: RequestCounters = { sqs: new RequestCounter(), s3: new RequestCounter() };
-    const clients = (deps.createClients ?? defaultClients)(settings, counters);
+    const clients = await (deps.createClients ?? defaultClients)(settings, counters);
     return { settings, logger, validator, clients, counters };
   }
 
   async function openProcessor(env: Environment): Promise<MessageProcessor> {
     const startedAt = Date.now();
-    const sinks = (deps.createSinks ?? createSinks)(env.settings, env.clients, env.logger);
+    const sinks = await (deps.createSinks ?? createSinks)(env.settings, env.clients, env.logger);
     const built = new MessageProcessor({
       sinks,
       validator: env.validator,

@@ -3,12 +3,22 @@
  * each under a deterministic key (`prefix/YYYY/MM/DD/<key>.json`), so a redelivery or a rerun
  * overwrites the same object instead of adding another.
  */
-import { HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadBucketCommand, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import type { ItemResult, MessageRecord, Sink } from '../database/sink.js';
 import { AppError } from '../utils/errors.js';
 import { silentLogger, type Logger } from '../utils/logger.js';
 import { wrapAwsError } from './aws-errors.js';
+import { countRequests, sdkConfig, type RequestCounter } from './clients.js';
+import type { AwsSettings } from '../config/config-loader.js';
+
+/** An S3 client from typed settings; counts its requests into `counter` when given. */
+export function createS3Client(aws: AwsSettings, counter?: RequestCounter): S3Client {
+  const config: S3ClientConfig = { ...sdkConfig(aws), forcePathStyle: aws.s3ForcePathStyle };
+  if (aws.s3Endpoint !== undefined) config.endpoint = aws.s3Endpoint;
+  const client = new S3Client(config);
+  return counter ? countRequests(client, counter) : client;
+}
 
 /** S3 refuses keys longer than this many UTF-8 bytes. */
 export const S3_MAX_KEY_BYTES = 1024;

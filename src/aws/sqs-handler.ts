@@ -9,10 +9,11 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
+  SQSClient,
   type BatchResultErrorEntry,
   type Message,
   type MessageAttributeValue,
-  type SQSClient,
+  type SQSClientConfig,
 } from '@aws-sdk/client-sqs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SQS_MAX_BATCH, SQS_MAX_MESSAGE_ATTRIBUTES } from '../config/constants.js';
@@ -22,6 +23,8 @@ import { AppError } from '../utils/errors.js';
 import { silentLogger, type Logger } from '../utils/logger.js';
 import { MicroBatcher } from '../utils/micro-batcher.js';
 import { wrapAwsError } from './aws-errors.js';
+import { countRequests, sdkConfig, type RequestCounter } from './clients.js';
+import type { AwsSettings } from '../config/config-loader.js';
 
 export interface QueueInfo {
   url: string;
@@ -63,6 +66,14 @@ export const DLQ_ATTRIBUTES = {
 } as const;
 
 const MAX_REASON_CHARS = 1024;
+
+/** An SQS client from typed settings; counts its requests into `counter` when given. */
+export function createSqsClient(aws: AwsSettings, counter?: RequestCounter): SQSClient {
+  const config: SQSClientConfig = sdkConfig(aws);
+  if (aws.sqsEndpoint !== undefined) config.endpoint = aws.sqsEndpoint;
+  const client = new SQSClient(config);
+  return counter ? countRequests(client, counter) : client;
+}
 
 export function isFifoQueueUrl(url: string): boolean {
   return url.endsWith('.fifo');

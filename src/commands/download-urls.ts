@@ -69,7 +69,11 @@ export const downloadUrlsCommand: CommandDefinition = {
     if (settings.maxBytes !== undefined) options.maxBytes = settings.maxBytes;
 
     const s3Requests = new clients.RequestCounter();
-    const s3 = settings.aws !== undefined ? clients.createS3Client(settings.aws, s3Requests) : undefined;
+    // The S3 SDK is loaded only for --to s3://.
+    const s3 =
+      settings.aws !== undefined
+        ? (await import('../aws/s3-handler.js')).createS3Client(settings.aws, s3Requests)
+        : undefined;
     // The bar draws on stderr next to the logs, and only for a person watching.
     let bar: ProgressBar | undefined;
     if (context.interactive && !settings.quiet) {

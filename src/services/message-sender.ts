@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
-import { createSqsClient, RequestCounter } from '../aws/clients.js';
-import { isFifoQueueUrl, SqsQueue, type OutgoingMessage } from '../aws/sqs-handler.js';
+import { RequestCounter } from '../aws/clients.js';
+import { createSqsClient, isFifoQueueUrl, SqsQueue, type OutgoingMessage } from '../aws/sqs-handler.js';
 import type { SendMessagesSettings } from '../config/config-loader.js';
 import { SQS_MAX_BATCH, SQS_MAX_MESSAGE_BYTES } from '../config/constants.js';
 import { AppError } from '../utils/errors.js';

@@ -5,8 +5,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { MongoClient } from 'mongodb';
-import { createS3Client, createSqsClient, RequestCounter } from '../aws/clients.js';
-import { SqsQueue } from '../aws/sqs-handler.js';
+import { RequestCounter } from '../aws/clients.js';
+import { createSqsClient, SqsQueue } from '../aws/sqs-handler.js';
 import type { ProcessSqsSettings } from '../config/config-loader.js';
 import { AppError } from '../utils/errors.js';
 import type { Logger } from '../utils/logger.js';
@@ -47,14 +47,17 @@ export async function processSqs(
   const sqsRequests = deps.sqsRequests ?? new RequestCounter();
   const s3Requests = deps.s3Requests ?? new RequestCounter();
   const sqs = deps.sqs ?? createSqsClient(settings.aws, sqsRequests);
-  const s3 = settings.archive ? (deps.s3 ?? createS3Client(settings.aws, s3Requests)) : undefined;
+  // The S3 SDK is loaded only when there is an archive to write to.
+  const s3 = settings.archive
+    ? (deps.s3 ?? (await import('../aws/s3-handler.js')).createS3Client(settings.aws, s3Requests))
+    : undefined;
   const queue = new SqsQueue({
     sqs,
     queueUrl: settings.queueUrl,
     ...(settings.dlqUrl !== undefined ? { dlqUrl: settings.dlqUrl } : {}),
     logger,
   });
-  const sinks = createSinks(
+  const sinks = await createSinks(
     settings,
     { ...(s3 ? { s3 } : {}), ...(deps.mongo ? { mongo: deps.mongo } : {}) },
     logger,
