@@ -19,7 +19,6 @@ import type { Dispatcher } from 'undici';
 import type { AwsSettings } from '../config/config-loader.js';
 import type { DownloadTarget, ExistingMode, HashMode } from '../config/download-settings.js';
 import { RequestCounter } from '../aws/clients.js';
-import { createS3Client } from '../aws/s3-handler.js';
 import { redactString, silentLogger, type Logger } from '../utils/logger.js';
 import { DiskSink } from './download/disk-sink.js';
 import { createHttpAgent } from './download/http-agent.js';
@@ -45,7 +44,6 @@ import {
   type RetryPolicy,
 } from './download/retry-policy.js';
 import { runScheduled } from './download/scheduler.js';
-import { S3Sink } from './download/s3-sink.js';
 import type { DownloadSink, ResumeRecord, SinkWriter, Validators } from './download/sink.js';
 import type { DownloadEntry, DownloadObserver, DownloadReport, DownloadResult } from './download/types.js';
 
@@ -650,17 +648,23 @@ class DownloadRun {
   }
 }
 
-function createSink(
+/**
+ * The S3 modules (the SDK, lib-storage) are imported only for an S3 target: a disk download would
+ * otherwise pay ~0.2 s and ~70 MiB of RSS at start-up for code it never runs.
+ */
+async function createSink(
   options: DownloadOptions,
   deps: DownloadDeps,
   counter: RequestCounter,
-): { sink: DownloadSink; close: () => void } {
+): Promise<{ sink: DownloadSink; close: () => void }> {
   const none = () => undefined;
   if (deps.sink) return { sink: deps.sink, close: none };
   if (options.target.kind === 'disk') return { sink: new DiskSink(options.target.dir), close: none };
   const { bucket, prefix } = options.target;
+  const { S3Sink } = await import('./download/s3-sink.js');
   if (deps.s3) return { sink: new S3Sink(deps.s3, bucket, prefix), close: none };
   if (!options.aws) throw new Error('an S3 target needs either an S3 client or AWS settings');
+  const { createS3Client } = await import('../aws/s3-handler.js');
   const client = createS3Client(options.aws, counter);
   return { sink: new S3Sink(client, bucket, prefix), close: () => client.destroy() };
 }
@@ -677,7 +681,7 @@ export async function downloadUrls(
   const logger = deps.logger ?? silentLogger;
   const s3Requests = deps.s3Requests ?? new RequestCounter();
   const startedAt = Date.now();
-  const { sink, close: closeSink } = createSink(options, deps, s3Requests);
+  const { sink, close: closeSink } = await createSink(options, deps, s3Requests);
   const ownsDispatcher = deps.dispatcher === undefined;
   let dispatcher: Dispatcher | undefined;
 
