@@ -4,12 +4,35 @@
  * The download machinery (undici, lib-storage, cli-progress) is imported when the command runs,
  * not when the CLI starts, so other commands and `--help` do not pay for it.
  */
+import { setFlagsFromString } from 'node:v8';
 import { ExitCode } from '../config/constants.js';
 import { DOWNLOAD_URLS_OPTIONS, loadDownloadSettings } from '../config/download-settings.js';
 import { AWS_OPTIONS } from '../config/settings.js';
 import type { DownloadOptions } from '../services/downloader-service.js';
 import type { ProgressBar } from '../services/download/progress-bar.js';
 import type { CommandDefinition } from './command.js';
+
+/**
+ * Process-wide V8 settings for a download run; this process does nothing else. Measured on the
+ * 2,000 x 16 KiB and 1 GiB benchmarks (2 cores); none costs wall or CPU time:
+ * - `--liftoff-only`: undici parses HTTP with llhttp compiled to WebAssembly; V8's optimising tier
+ *   recompiling the parser's large state machine cost ~35 MiB of peak RSS (96 against 62 MiB for
+ *   one request) and ~0.1 s of CPU. Read when a module is compiled, so set before the first request.
+ * - `--semi-space-growth-factor=1`: every download keeps promises and buffers alive across a few
+ *   milliseconds, so V8 kept doubling the young generation up to 3 x 16 MiB; at its initial size
+ *   peak RSS drops by ~20 MiB (97 -> 76 MiB on 2,000 files; 204 -> 175 MiB on 20,000).
+ * - `--no-incremental-marking`: with a heap this small, the stream of 64 KiB network buffers made
+ *   V8 start a marking cycle after most external-memory scavenges: 36 full collections per GiB,
+ *   ~0.5 s of CPU, although the old generation stayed far below its limit (9 of 40 MB). Without
+ *   incremental marking there were none (1 GiB, no hashing: 1.69 -> 1.28 s); a full collection,
+ *   when one is due, is a single pause, which a batch download does not mind.
+ * Should a future V8 drop one of them, it prints a warning on stderr and ignores it; nothing else changes.
+ */
+function tuneV8ForDownloads(): void {
+  setFlagsFromString('--liftoff-only');
+  setFlagsFromString('--semi-space-growth-factor=1');
+  setFlagsFromString('--no-incremental-marking');
+}
 
 export const downloadUrlsCommand: CommandDefinition = {
   name: 'download-urls',
@@ -44,6 +67,7 @@ export const downloadUrlsCommand: CommandDefinition = {
 
   async action(context) {
     const settings = loadDownloadSettings(context.sources, context.cwd);
+    tuneV8ForDownloads();
     const [{ loadUrlList }, { downloadUrls }, report, clients] = await Promise.all([
       import('../services/download/input.js'),
       import('../services/downloader-service.js'),

@@ -175,7 +175,7 @@ export const DOWNLOAD_URLS_OPTIONS = {
     flags: '--hash <which>',
     env: ['DOWNLOAD_HASH'],
     description:
-      'SHA-256 of every file (all), or only of entries that give a sha256 to verify (expected; saves CPU on huge files)',
+      'SHA-256 of every file (all), or only of entries that give a sha256 to verify (expected; saves CPU on huge files, and the report has sha256 null for the others)',
     default: 'all',
     parse: parseEnum(HASH_MODES),
   }),

@@ -309,6 +309,48 @@ describe('verification and limits', () => {
   });
 });
 
+describe('large bodies (written through the thread pool, hashed on a worker)', () => {
+  it('downloads several large bodies at once, byte-identical, each with its own SHA-256', async () => {
+    // Prepare: more bytes than the write and hash queues hold, one of them of unknown length.
+    const bodies = [testBytes(12_000_000, 21), testBytes(9_000_001, 22), testBytes(7_500_000, 23)];
+    server.route('/l0.bin', { body: bodies[0] });
+    server.route('/l1.bin', { body: bodies[1] });
+    server.route('/l2.bin', { body: bodies[2], chunked: true, chunkSize: 50_000 });
+
+    // Act
+    const report = await run([
+      server.url('/l0.bin'),
+      { url: server.url('/l1.bin'), sha256: sha256Hex(bodies[1]!) },
+      server.url('/l2.bin'),
+    ]);
+
+    // Assess
+    bodies.forEach((body, i) => {
+      expect(readFileSync(join(out, `l${i}.bin`)).equals(body)).toBe(true);
+      expect(report.results[i]).toMatchObject({
+        status: 'downloaded',
+        bytes: body.length,
+        sha256: sha256Hex(body),
+      });
+    });
+  });
+
+  it('fails a large body whose SHA-256 does not match, and leaves nothing', async () => {
+    server.route('/bad-large.bin', { body: testBytes(3_000_000, 24) });
+    const report = await run([{ url: server.url('/bad-large.bin'), sha256: 'ab'.repeat(32) }]);
+    expect(report.results[0]).toMatchObject({ status: 'failed', reason: 'checksum_mismatch', attempts: 1 });
+    expect(files(out)).toEqual([]);
+  });
+
+  it('reports no SHA-256 with --hash expected when none was asked for', async () => {
+    const body = testBytes(2_000_000, 25);
+    server.route('/plain.bin', { body });
+    const report = await run([server.url('/plain.bin')], { hash: 'expected' });
+    expect(readFileSync(join(out, 'plain.bin')).equals(body)).toBe(true);
+    expect(report.results[0]).toMatchObject({ status: 'downloaded', sha256: null });
+  });
+});
+
 describe('names', () => {
   it('keeps ../../etc/passwd names inside --out', async () => {
     // Prepare

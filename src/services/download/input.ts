@@ -56,6 +56,7 @@ function urlsValidator(): Validator<RawList> {
   validator ??= compileSchema<RawList>(
     JSON.parse(readFileSync(URLS_SCHEMA_PATH, 'utf8')) as object,
     URLS_SCHEMA_PATH,
+    { bundled: true },
   );
   return validator;
 }

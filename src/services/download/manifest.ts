@@ -27,7 +27,9 @@ export interface ManifestRecord {
  * token rotates (`?token=...`) still finds its record.
  */
 export function manifestKey(url: string): string {
-  return redactString(url);
+  const masked = redactString(url);
+  // The same string object when nothing was masked: one copy per URL is kept, not two.
+  return masked === url ? url : masked;
 }
 
 function isRecord(value: unknown): value is ManifestRecord {

@@ -256,6 +256,23 @@ export class PathEscapeError extends Error {
   }
 }
 
+/**
+ * Whether `name` is a relative POSIX path whose every segment is an ordinary name (no empty, `.`
+ * or `..` segment, no backslash, no NUL): appended to a directory after a `/`, it cannot leave
+ * that directory. What `sanitizeRelativePath` returns always passes; `resolveInside` covers the rest.
+ */
+export function isPlainRelativeName(name: string): boolean {
+  if (name === '' || name.includes('\\') || name.includes('\u0000')) return false;
+  let start = 0;
+  for (;;) {
+    const end = name.indexOf('/', start);
+    const segment = end < 0 ? name.slice(start) : name.slice(start, end);
+    if (segment === '' || segment === '.' || segment === '..') return false;
+    if (end < 0) return true;
+    start = end + 1;
+  }
+}
+
 /** Joins `name` under `root` and proves the result stays inside it. */
 export function resolveInside(root: string, name: string): string {
   const base = resolve(root);

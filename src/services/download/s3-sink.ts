@@ -7,7 +7,6 @@
  * S3 calls are retried by the SDK (AWS_MAX_ATTEMPTS) and never again by the download retry loop.
  * A partial upload cannot be resumed across attempts: every attempt starts a fresh upload.
  */
-import type { Hash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import {
   GetObjectCommand,
@@ -79,10 +78,6 @@ export class S3Sink implements DownloadSink {
 
   async partial(): Promise<PartialFile | undefined> {
     return undefined;
-  }
-
-  async hashPartial(_name: string, _hash: Hash, bytes: number): Promise<void> {
-    if (bytes > 0) throw new Error('S3 targets cannot resume partial content');
   }
 
   async discardPartial(): Promise<void> {

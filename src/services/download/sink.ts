@@ -4,7 +4,6 @@
  * the same all-or-nothing rule: a local `.part` file renamed at the end, or an S3 multipart upload
  * completed at the end.
  */
-import type { Hash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 
 /** What a server said about the version of a resource; used by If-Range and conditional requests. */
@@ -23,6 +22,8 @@ export interface PartialFile {
   bytes: number;
   /** Undefined when no readable record exists (the partial file cannot be resumed). */
   record?: ResumeRecord;
+  /** Local path of the partial bytes, read to hash the prefix of a resumed download. */
+  path?: string;
 }
 
 export interface OpenOptions {
@@ -59,8 +60,6 @@ export interface DownloadSink {
   exists(name: string): Promise<{ bytes: number } | undefined>;
   /** The partial file of a name, if any. */
   partial(name: string): Promise<PartialFile | undefined>;
-  /** Feeds the first `bytes` of the partial file into `hash`. */
-  hashPartial(name: string, hash: Hash, bytes: number): Promise<void>;
   /** Removes a partial file and its record. */
   discardPartial(name: string): Promise<void>;
   open(options: OpenOptions): Promise<SinkWriter>;

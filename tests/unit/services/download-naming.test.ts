@@ -3,6 +3,7 @@ import {
   NameRegistry,
   PathEscapeError,
   filenameFromContentDisposition,
+  isPlainRelativeName,
   nameFromUrl,
   resolveInside,
   sanitizeRelativePath,
@@ -161,5 +162,25 @@ describe('resolveInside', () => {
 
   it.each(['../x', 'a/../../x', '..'])('refuses %j', (name) => {
     expect(() => resolveInside(root, name)).toThrow(PathEscapeError);
+  });
+});
+
+describe('isPlainRelativeName', () => {
+  it.each(['a.txt', 'a/b.txt', 'x/y/z..tar', '...bin'])('accepts %j', (name) => {
+    expect(isPlainRelativeName(name)).toBe(true);
+  });
+
+  it.each(['', '/etc/passwd', '../x', 'a/../x', 'a/./b', './a', 'a//b', 'a/', 'a\\b', 'a\u0000b', '..'])(
+    'refuses %j (left to resolveInside)',
+    (name) => {
+      expect(isPlainRelativeName(name)).toBe(false);
+    },
+  );
+
+  it('accepts every name sanitizeRelativePath returns', () => {
+    for (const raw of ['../../etc/passwd', 'a\\..\\b', './x/./y', 'C:/Windows', '.hidden/..dots../f.txt']) {
+      const name = sanitizeRelativePath(raw);
+      if (name !== undefined) expect(isPlainRelativeName(name)).toBe(true);
+    }
   });
 });
