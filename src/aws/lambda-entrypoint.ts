@@ -30,7 +30,7 @@ import {
   type Outcome,
   type QueueMessage,
 } from '../services/message-processor.js';
-import type { QueuePort } from '../services/queue-runner.js';
+import type { QueuePort, RunCounts } from '../services/queue-runner.js';
 import { createSinks, loadMessageValidator, type SinkClients } from '../services/sinks.js';
 import { AppError, ConfigError, describeError } from '../utils/errors.js';
 import type { Validator } from '../utils/file-reader.js';
@@ -90,14 +90,11 @@ export interface RequestCounters {
 }
 
 /** What one invocation did; logged as `lambda_batch_done`. */
-export interface LambdaBatchCounts {
-  received: number;
-  stored: number;
-  archived: number;
-  rejected: number;
-  deadLettered: number;
-  failed: number;
-  released: number;
+export interface LambdaBatchCounts extends Pick<
+  RunCounts,
+  'received' | 'stored' | 'archived' | 'rejected' | 'deadLettered' | 'failed' | 'released'
+> {
+  /** Messages reported back to Lambda as failed, to be redelivered. */
   batchItemFailures: number;
 }
 

@@ -8,7 +8,6 @@ import { setFlagsFromString } from 'node:v8';
 import { ExitCode } from '../config/constants.js';
 import { DOWNLOAD_URLS_OPTIONS, loadDownloadSettings } from '../config/download-settings.js';
 import { AWS_OPTIONS } from '../config/settings.js';
-import type { DownloadOptions } from '../services/downloader-service.js';
 import type { ProgressBar } from '../services/download/progress-bar.js';
 import type { CommandDefinition } from './command.js';
 
@@ -76,22 +75,6 @@ export const downloadUrlsCommand: CommandDefinition = {
     ]);
     const entries = await loadUrlList(settings.file, { maxBytes: settings.maxInputBytes });
 
-    const options: DownloadOptions = {
-      target: settings.target,
-      concurrency: settings.concurrency,
-      perHost: settings.perHost,
-      retries: settings.retries,
-      retryDelayMs: settings.retryDelayMs,
-      maxRetryWaitMs: settings.maxRetryWaitMs,
-      connectTimeoutMs: settings.connectTimeoutMs,
-      headersTimeoutMs: settings.headersTimeoutMs,
-      bodyTimeoutMs: settings.bodyTimeoutMs,
-      maxRedirects: settings.maxRedirects,
-      existing: settings.existing,
-      hash: settings.hash,
-    };
-    if (settings.maxBytes !== undefined) options.maxBytes = settings.maxBytes;
-
     const s3Requests = new clients.RequestCounter();
     // The S3 SDK is loaded only for --to s3://.
     const s3 =
@@ -106,7 +89,7 @@ export const downloadUrlsCommand: CommandDefinition = {
 
     let result;
     try {
-      result = await downloadUrls(entries, options, {
+      result = await downloadUrls(entries, settings, {
         logger: context.logger,
         signal: context.signal,
         s3Requests,

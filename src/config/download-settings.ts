@@ -208,15 +208,12 @@ export const DOWNLOAD_URLS_OPTIONS = {
 };
 export type DownloadUrlsOptions = Resolved<typeof DOWNLOAD_URLS_OPTIONS>;
 
-export interface DownloadSettings {
-  /** Present only with an S3 target. */
-  aws?: AwsSettings;
-  /** Absolute path of the URL list. */
-  file: string;
+/** What one download run needs: the downloader service's options. */
+export interface DownloadRunSettings {
   target: DownloadTarget;
-  /** Default 16. */
+  /** Downloads in flight overall. Default 16. */
   concurrency: number;
-  /** Default 6, or `concurrency` when lower. Never above `concurrency`. */
+  /** Downloads in flight per host, and connections per origin. Default 6, or `concurrency` when lower. */
   perHost: number;
   /** Retries after the first attempt. Default 3. */
   retries: number;
@@ -232,12 +229,22 @@ export interface DownloadSettings {
   bodyTimeoutMs: number;
   /** Default 5. */
   maxRedirects: number;
-  /** Undefined: no limit. */
+  /** Default size limit; an entry's own `maxBytes` wins. Undefined: no limit. */
   maxBytes?: number;
   /** Default `skip`. */
   existing: ExistingMode;
-  /** Default `all`. */
+  /**
+   * `all` (default): every file's SHA-256 is computed and reported; `expected`: only entries with a
+   * sha256 (the others report `sha256: null`).
+   */
   hash: HashMode;
+  /** Present only with an S3 target: builds the S3 client when none is injected. */
+  aws?: AwsSettings;
+}
+
+export interface DownloadSettings extends DownloadRunSettings {
+  /** Absolute path of the URL list. */
+  file: string;
   /** Absolute path of the JSON report, when asked for. */
   reportFile?: string;
   /** Default false. */

@@ -22,8 +22,7 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Dispatcher } from 'undici';
-import type { AwsSettings } from '../config/config-loader.js';
-import type { DownloadTarget, ExistingMode, HashMode } from '../config/download-settings.js';
+import type { DownloadRunSettings } from '../config/download-settings.js';
 import { RequestCounter } from '../aws/clients.js';
 import { redactString, silentLogger, type Logger } from '../utils/logger.js';
 import { DiskSink } from './download/disk-sink.js';
@@ -70,35 +69,8 @@ const DRAIN_LIMIT_BYTES = 128 * 1024;
  */
 export const SMALL_BODY_MAX_BYTES = 256 * 1024;
 
-export interface DownloadOptions {
-  target: DownloadTarget;
-  /** Downloads in flight overall. */
-  concurrency: number;
-  /** Downloads in flight per host, and connections per origin. */
-  perHost: number;
-  /** Retries after the first attempt. */
-  retries: number;
-  /** Backoff base. */
-  retryDelayMs: number;
-  /** Cap on any wait before a retry, Retry-After included. */
-  maxRetryWaitMs: number;
-  connectTimeoutMs: number;
-  /** 0 disables. */
-  headersTimeoutMs: number;
-  /** 0 disables. */
-  bodyTimeoutMs: number;
-  maxRedirects: number;
-  /** Default size limit; an entry's own `maxBytes` wins. Undefined: no limit. */
-  maxBytes?: number;
-  existing: ExistingMode;
-  /**
-   * `all` (default): every file's SHA-256 is computed and reported; `expected`: only entries with a
-   * sha256 (the others report `sha256: null`).
-   */
-  hash?: HashMode;
-  /** Used to build an S3 client when the target is S3 and none is injected. */
-  aws?: AwsSettings;
-}
+/** The run settings; `hash` defaults to `all`. */
+export type DownloadOptions = Omit<DownloadRunSettings, 'hash'> & Partial<Pick<DownloadRunSettings, 'hash'>>;
 
 export interface DownloadDeps {
   /** Default: a new Agent from the options, closed at the end. An injected one is left open. */

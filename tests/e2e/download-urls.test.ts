@@ -2,48 +2,31 @@
  * The built binary (bin/aws-msg.js over dist/), run as a child process the way cron runs it,
  * against a local fault-injecting HTTP server.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnCli } from '../helpers/cli.js';
-import { sha256Hex, startFaultServer, testBytes, type FaultServer } from '../helpers/http-fault-server.js';
+import { useDownloadFixture } from '../helpers/download-fixture.js';
+import { sha256Hex, testBytes } from '../helpers/http-fault-server.js';
 
 interface ReportFile {
   summary: Record<string, number>;
   results: Array<Record<string, unknown>>;
 }
 
-let server: FaultServer;
-let dir: string;
-
-beforeEach(async () => {
-  server = await startFaultServer();
-  dir = mkdtempSync(join(tmpdir(), 'aws-msg-e2e-dl-'));
-});
-
-afterEach(async () => {
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function listFile(list: unknown): string {
-  const path = join(dir, 'urls.json');
-  writeFileSync(path, JSON.stringify(list));
-  return path;
-}
+const fx = useDownloadFixture('aws-msg-e2e-dl-');
 
 describe('aws-msg download-urls (built binary)', () => {
   it('exits 0, writes the files and a report entry per URL', async () => {
     // Prepare
     const a = testBytes(70_000, 1);
     const b = testBytes(400_000, 2);
-    server.route('/data/a.bin', { body: a });
-    server.route('/data/b.bin', { body: b, faults: [{ kind: 'status', status: 503, retryAfter: '0' }] });
-    const file = listFile([
-      server.url('/data/a.bin'),
-      { url: server.url('/data/b.bin'), filename: 'nested/b.bin', sha256: sha256Hex(b) },
+    fx.server.route('/data/a.bin', { body: a });
+    fx.server.route('/data/b.bin', { body: b, faults: [{ kind: 'status', status: 503, retryAfter: '0' }] });
+    const file = fx.listFile([
+      fx.server.url('/data/a.bin'),
+      { url: fx.server.url('/data/b.bin'), filename: 'nested/b.bin', sha256: sha256Hex(b) },
     ]);
-    const out = join(dir, 'out');
+    const out = join(fx.dir, 'out');
 
     // Act
     const result = await spawnCli([
@@ -53,7 +36,7 @@ describe('aws-msg download-urls (built binary)', () => {
       '--out',
       out,
       '--report',
-      join(dir, 'report.json'),
+      join(fx.dir, 'report.json'),
       '--retry-delay',
       '10ms',
     ]).done;
@@ -63,12 +46,12 @@ describe('aws-msg download-urls (built binary)', () => {
     expect(result.stdout).toBe('');
     expect(readFileSync(join(out, 'a.bin')).equals(a)).toBe(true);
     expect(readFileSync(join(out, 'nested', 'b.bin')).equals(b)).toBe(true);
-    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as ReportFile;
+    const report = JSON.parse(readFileSync(join(fx.dir, 'report.json'), 'utf8')) as ReportFile;
     expect(report.summary).toMatchObject({ total: 2, downloaded: 2, failed: 0, httpRequests: 3, retries: 1 });
     expect(report.results).toEqual([
       expect.objectContaining({
         index: 0,
-        url: server.url('/data/a.bin'),
+        url: fx.server.url('/data/a.bin'),
         status: 'downloaded',
         path: join(out, 'a.bin'),
         bytes: 70_000,
@@ -92,8 +75,8 @@ describe('aws-msg download-urls (built binary)', () => {
 
   it('exits 1 when a URL fails, and reports why', async () => {
     // Prepare
-    server.route('/ok.txt', { body: Buffer.from('ok') });
-    const file = listFile([server.url('/ok.txt'), server.url('/missing.txt')]);
+    fx.server.route('/ok.txt', { body: Buffer.from('ok') });
+    const file = fx.listFile([fx.server.url('/ok.txt'), fx.server.url('/missing.txt')]);
 
     // Act
     const result = await spawnCli([
@@ -101,16 +84,16 @@ describe('aws-msg download-urls (built binary)', () => {
       '--file',
       file,
       '--out',
-      join(dir, 'out'),
+      join(fx.dir, 'out'),
       '--report',
-      join(dir, 'report.json'),
+      join(fx.dir, 'report.json'),
       '--json',
     ]).done;
 
     // Assess
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({ total: 2, downloaded: 1, failed: 1 });
-    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as ReportFile;
+    const report = JSON.parse(readFileSync(join(fx.dir, 'report.json'), 'utf8')) as ReportFile;
     expect(report.results[1]).toMatchObject({
       status: 'failed',
       path: null,
@@ -119,42 +102,42 @@ describe('aws-msg download-urls (built binary)', () => {
       reason: 'http_status',
       error: 'HTTP 404',
     });
-    expect(server.requestCount('/missing.txt')).toBe(1);
-    expect(readdirSync(join(dir, 'out')).sort()).toEqual(['.aws-msg-manifest.json', 'ok.txt']);
+    expect(fx.server.requestCount('/missing.txt')).toBe(1);
+    expect(readdirSync(join(fx.dir, 'out')).sort()).toEqual(['.aws-msg-manifest.json', 'ok.txt']);
   });
 
   it('exits 2 on a bad input file and downloads nothing', async () => {
     // Prepare
-    server.route('/a', { body: Buffer.from('a') });
-    const file = listFile({ urls: [server.url('/a'), { url: 'file:///etc/passwd' }] });
+    fx.server.route('/a', { body: Buffer.from('a') });
+    const file = fx.listFile({ urls: [fx.server.url('/a'), { url: 'file:///etc/passwd' }] });
 
     // Act
-    const result = await spawnCli(['download-urls', '--file', file, '--out', join(dir, 'out')]).done;
+    const result = await spawnCli(['download-urls', '--file', file, '--out', join(fx.dir, 'out')]).done;
 
     // Assess
     expect(result.code).toBe(2);
     expect(result.stderr.trimEnd().split('\n')).toEqual([
       `aws-msg: ${file}: /urls/1/url: must be an absolute http:// or https:// URL (rule "pattern")`,
     ]);
-    expect(server.requestCount()).toBe(0);
-    expect(existsSync(join(dir, 'out'))).toBe(false);
+    expect(fx.server.requestCount()).toBe(0);
+    expect(existsSync(join(fx.dir, 'out'))).toBe(false);
   });
 
   it('on SIGINT finishes the downloads in flight, cancels the rest and exits 1', async () => {
     // Prepare: slow files, one at a time.
     const urls = [];
     for (let i = 0; i < 5; i++) {
-      server.route(`/slow${i}.bin`, { body: testBytes(50_000, i), chunkSize: 5000, chunkDelayMs: 100 });
-      urls.push(server.url(`/slow${i}.bin`));
+      fx.server.route(`/slow${i}.bin`, { body: testBytes(50_000, i), chunkSize: 5000, chunkDelayMs: 100 });
+      urls.push(fx.server.url(`/slow${i}.bin`));
     }
-    const file = listFile(urls);
-    const report = join(dir, 'report.json');
+    const file = fx.listFile(urls);
+    const report = join(fx.dir, 'report.json');
     const child = spawnCli([
       'download-urls',
       '--file',
       file,
       '--out',
-      join(dir, 'out'),
+      join(fx.dir, 'out'),
       '--concurrency',
       '1',
       '--report',
@@ -162,7 +145,7 @@ describe('aws-msg download-urls (built binary)', () => {
     ]);
 
     // Act
-    while (server.requestCount() === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (fx.server.requestCount() === 0) await new Promise((resolve) => setTimeout(resolve, 20));
     child.kill('SIGINT');
     const result = await child.done;
 
@@ -176,6 +159,6 @@ describe('aws-msg download-urls (built binary)', () => {
       'cancelled',
       'cancelled',
     ]);
-    expect(server.requestCount()).toBe(1);
+    expect(fx.server.requestCount()).toBe(1);
   });
 });

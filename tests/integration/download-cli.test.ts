@@ -1,30 +1,13 @@
 /**
  * The CLI layer of download-urls, in-process: argv and environment in, exit code and output out.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
-import { startFaultServer, testBytes, type FaultServer } from '../helpers/http-fault-server.js';
+import { useDownloadFixture } from '../helpers/download-fixture.js';
+import { startFaultServer, testBytes } from '../helpers/http-fault-server.js';
 
-let server: FaultServer;
-let dir: string;
-
-beforeEach(async () => {
-  server = await startFaultServer();
-  dir = mkdtempSync(join(tmpdir(), 'aws-msg-cli-'));
-});
-
-afterEach(async () => {
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function listFile(list: unknown): string {
-  const path = join(dir, 'urls.json');
-  writeFileSync(path, JSON.stringify(list));
-  return path;
-}
+const fx = useDownloadFixture('aws-msg-cli-');
 
 describe('bad usage exits 2 with one line per problem and touches nothing', () => {
   it.each([
@@ -50,8 +33,8 @@ describe('bad usage exits 2 with one line per problem and touches nothing', () =
   });
 
   it('refuses a file:// URL at validation, before creating the output directory', async () => {
-    const file = listFile(['https://example.com/a.txt', 'file:///etc/passwd']);
-    const out = join(dir, 'out');
+    const file = fx.listFile(['https://example.com/a.txt', 'file:///etc/passwd']);
+    const out = join(fx.dir, 'out');
 
     const result = await runCli(['download-urls', '--file', file, '--out', out]);
 
@@ -63,20 +46,20 @@ describe('bad usage exits 2 with one line per problem and touches nothing', () =
   });
 
   it('names a missing list file', async () => {
-    const result = await runCli(['download-urls', '--file', join(dir, 'nope.json')]);
+    const result = await runCli(['download-urls', '--file', join(fx.dir, 'nope.json')]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe(`aws-msg: ${join(dir, 'nope.json')}: cannot read the file: no such file\n`);
+    expect(result.stderr).toBe(`aws-msg: ${join(fx.dir, 'nope.json')}: cannot read the file: no such file\n`);
   });
 });
 
 describe('runs', () => {
   it('exits 0 and prints the JSON summary alone on stdout', async () => {
     // Prepare
-    server.route('/a.bin', { body: testBytes(1000) });
-    const file = listFile([server.url('/a.bin')]);
+    fx.server.route('/a.bin', { body: testBytes(1000) });
+    const file = fx.listFile([fx.server.url('/a.bin')]);
 
     // Act
-    const result = await runCli(['download-urls', '--file', file, '--out', join(dir, 'out'), '--json']);
+    const result = await runCli(['download-urls', '--file', file, '--out', join(fx.dir, 'out'), '--json']);
 
     // Assess
     expect(result.code).toBe(0);
@@ -86,46 +69,46 @@ describe('runs', () => {
 
   it('reads its settings from the environment', async () => {
     // Prepare
-    server.route('/env.bin', { body: testBytes(10) });
-    const file = listFile([server.url('/env.bin')]);
+    fx.server.route('/env.bin', { body: testBytes(10) });
+    const file = fx.listFile([fx.server.url('/env.bin')]);
 
     // Act
     const result = await runCli(['download-urls'], {
-      env: { DOWNLOAD_FILE: file, DOWNLOAD_OUT: join(dir, 'from-env'), DOWNLOAD_QUIET: 'true' },
+      env: { DOWNLOAD_FILE: file, DOWNLOAD_OUT: join(fx.dir, 'from-env'), DOWNLOAD_QUIET: 'true' },
     });
 
     // Assess
     expect(result.code).toBe(0);
-    expect(existsSync(join(dir, 'from-env', 'env.bin'))).toBe(true);
+    expect(existsSync(join(fx.dir, 'from-env', 'env.bin'))).toBe(true);
     expect(result.stderr).toBe('');
   });
 
   it('exits 1 when some URLs fail', async () => {
-    server.route('/ok.bin', { body: testBytes(10) });
-    const file = listFile([server.url('/ok.bin'), server.url('/gone.bin')]);
+    fx.server.route('/ok.bin', { body: testBytes(10) });
+    const file = fx.listFile([fx.server.url('/ok.bin'), fx.server.url('/gone.bin')]);
 
-    const result = await runCli(['download-urls', '--file', file, '--out', join(dir, 'out'), '--quiet']);
+    const result = await runCli(['download-urls', '--file', file, '--out', join(fx.dir, 'out'), '--quiet']);
 
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('download_failed');
   });
 
   it('sends input headers but never shows them in logs, errors or the report', async () => {
-    // Prepare: one server error and one cross-origin redirect, with debug logging on.
+    // Prepare: one fx.server error and one cross-origin redirect, with debug logging on.
     const token = 'Bearer s3cr3t-t0ken-value-123';
     const other = await startFaultServer();
     try {
-      server.route('/private.bin', {
+      fx.server.route('/private.bin', {
         faults: [{ kind: 'status', status: 500, body: `echo ${token}` }],
         body: testBytes(5),
       });
-      server.route('/moved', { redirectTo: other.url('/landing.bin') });
+      fx.server.route('/moved', { redirectTo: other.url('/landing.bin') });
       other.route('/landing.bin', { body: testBytes(5) });
-      const file = listFile({
+      const file = fx.listFile({
         defaults: { headers: { Authorization: token, 'X-Api-Key': 'key-abcdef-987654' } },
-        urls: [server.url('/private.bin'), server.url('/moved'), server.url('/missing')],
+        urls: [fx.server.url('/private.bin'), fx.server.url('/moved'), fx.server.url('/missing')],
       });
-      const report = join(dir, 'report.json');
+      const report = join(fx.dir, 'report.json');
 
       // Act
       const result = await runCli(
@@ -134,7 +117,7 @@ describe('runs', () => {
           '--file',
           file,
           '--out',
-          join(dir, 'out'),
+          join(fx.dir, 'out'),
           '--report',
           report,
           '--retries',
@@ -147,7 +130,7 @@ describe('runs', () => {
 
       // Assess
       expect(result.code).toBe(1);
-      expect(server.requests('/private.bin')[0]!.headers['authorization']).toBe(token);
+      expect(fx.server.requests('/private.bin')[0]!.headers['authorization']).toBe(token);
       // Credentials do not follow a redirect to another origin.
       expect(other.requests('/landing.bin')[0]!.headers['authorization']).toBeUndefined();
       const everything = result.stdout + result.stderr + readFileSync(report, 'utf8');
