@@ -80,8 +80,6 @@ const DUMP_DIR = process.env['BENCH_SQS_DUMP_DIR'];
 const ARCHIVE_RULE = 'type=order.paid';
 /** V8 heap caps a user can set for a memory-bounded run (both allowed in NODE_OPTIONS). */
 const HEAP_CAP = '--max-old-space-size=96 --max-semi-space-size=4';
-/** What the README suggests where memory is tight. */
-const OPTIMIZE_FOR_SIZE = '--optimize-for-size';
 const CREDENTIALS = { accessKeyId: 'bench', secretAccessKey: 'bench-secret' };
 const REGION = 'us-east-1';
 /** Per tool run; the slowest case (sqs-consumer one at a time) takes a few minutes at N=20000. */
@@ -779,14 +777,9 @@ async function main(): Promise<void> {
     '8',
   ];
   const heldRuns: CaseResult[] = [];
-  const heldVariants: Array<[string, string | undefined]> = [
-    ['', undefined],
-    ['-heapcap', HEAP_CAP],
-    ['-optimize-for-size', OPTIMIZE_FOR_SIZE],
-  ];
-  for (const [suffix, nodeOptions] of heldVariants) {
+  for (const nodeOptions of [undefined, HEAP_CAP]) {
     const held = await add({
-      id: `aws-msg-inflight-1000${suffix}`,
+      id: nodeOptions ? 'aws-msg-inflight-1000-heapcap' : 'aws-msg-inflight-1000',
       label: `(2m) aws-msg process-sqs ${heldArgs.join(' ')}${nodeOptions ? ` with NODE_OPTIONS='${nodeOptions}'` : ''}`,
       tool: 'aws-msg',
       args: heldArgs,
