@@ -24,16 +24,21 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
 
 /**
  * After a consumer died or exited at once: its long polls may still be open on the server, which
- * can hand them messages nobody will read (hidden for one visibility timeout: delayed, not lost).
- * The tests poll for at most 1 s, so wait that out, then until everything it held is visible.
+ * hands them messages nobody will read (hidden for one visibility timeout: delayed, not lost).
+ * Those polls end about 1 s after the process (later when the emulator lags under load), so wait
+ * until nothing has been hidden for 3 s in a row: longer than both a poll and the 2 s visibility
+ * timeout the tests use, so a late capture is always seen and restarts the wait.
  */
 async function heldMessagesVisibleAgain(sqs: SQSClient, queueUrl: string): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 1100));
-  await until(
-    async () => (await queueDepth(sqs, queueUrl)).inFlight === 0,
-    20_000,
-    'the messages of the stopped process to become visible',
-  );
+  const quietFor = 3000;
+  const deadline = Date.now() + 30_000;
+  let quietSince = Date.now();
+  for (;;) {
+    if ((await queueDepth(sqs, queueUrl)).inFlight > 0) quietSince = Date.now();
+    else if (Date.now() - quietSince >= quietFor) return;
+    if (Date.now() > deadline) throw new Error("timed out waiting for the stopped process's messages");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function events(n: number): string[] {
