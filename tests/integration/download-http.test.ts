@@ -413,6 +413,41 @@ describe('names', () => {
     expect(report.summary.renamed).toBe(2);
   });
 
+  it('reports a file and a directory of the same name as a collision, not a write failure', async () => {
+    // Prepare
+    server.route('/1', { body: Buffer.from('one') });
+    server.route('/2', { body: Buffer.from('two') });
+
+    // Act
+    const report = await run([
+      { url: server.url('/1'), filename: 'a' },
+      { url: server.url('/2'), filename: 'a/b' },
+    ]);
+
+    // Assess
+    expect(report.results.map((r) => r.status)).toEqual(['downloaded', 'downloaded']);
+    expect(readFileSync(join(out, 'a'), 'utf8')).toBe('one');
+    expect(readFileSync(join(out, 'a-2', 'b'), 'utf8')).toBe('two');
+    expect(report.results[1]!.renamedFrom).toBe('a/b');
+  });
+
+  it('gives a header-named entry its own numbered name back, not a new one', async () => {
+    // Prepare: the second entry is planned as file-2.bin; its header then asks for file.bin.
+    server.route('/x/file.bin', { body: Buffer.from('x') });
+    server.route('/y/file.bin', {
+      body: Buffer.from('y'),
+      contentDisposition: 'attachment; filename="file.bin"',
+    });
+
+    // Act
+    const report = await run([server.url('/x/file.bin'), server.url('/y/file.bin')]);
+
+    // Assess
+    expect(files(out)).toEqual(['.aws-msg-manifest.json', 'file-2.bin', 'file.bin']);
+    expect(readFileSync(join(out, 'file-2.bin'), 'utf8')).toBe('y');
+    expect(report.results[1]!.renamedFrom).toBe('file.bin');
+  });
+
   it('names a file from Content-Disposition (filename* wins)', async () => {
     // Prepare
     server.route('/export', {

@@ -18,7 +18,12 @@ const MAX_SEGMENT_BYTES = 200;
 /** Suffixes reserved for our own partial files and their resume records. */
 const OWN_SUFFIXES = ['.part', '.part.json'];
 
-const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
+/**
+ * Windows device names, also with an extension and with spaces before it (`nul .txt`): the part
+ * before the first dot, trailing spaces dropped, as Windows (and Python's `ntpath.isreserved`) sees it.
+ */
+const WINDOWS_DEVICE =
+  /^(con|prn|aux|nul|conin\$|conout\$|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3]) *(\..*)?$/i;
 const MULTI_EXTENSIONS = ['.tar.gz', '.tar.bz2', '.tar.xz', '.tar.zst', '.tar.lz4', '.warc.gz'];
 
 function truncateUtf8(text: string, maxBytes: number): string {
@@ -54,18 +59,19 @@ export function sanitizeSegment(raw: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   name = name.replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
   name = name.replace(/[/\\:*?"<>|]/g, '_');
-  // Leading dots would make hidden files (or `..`); trailing dots and spaces are dropped by Windows.
-  name = name
-    .trim()
-    .replace(/^\.+/, '')
-    .replace(/[. ]+$/, '');
+  // Leading dots would make hidden files (or `..`).
+  name = name.trim().replace(/^\.+/, '');
+  if (Buffer.byteLength(name) > MAX_SEGMENT_BYTES) {
+    // Two bytes spare for the `_` the checks below may add.
+    const [stem, ext] = splitExtension(name);
+    name = truncateUtf8(stem, MAX_SEGMENT_BYTES - 2 - Buffer.byteLength(ext)) + ext;
+  }
+  // After truncating, which can expose any of these: trailing dots and spaces are dropped by
+  // Windows, device names and our own suffixes are made harmless.
+  name = name.replace(/[. ]+$/, '');
   if (name === '') return undefined;
   if (WINDOWS_DEVICE.test(name)) name = `_${name}`;
   if (OWN_SUFFIXES.some((suffix) => name.toLowerCase().endsWith(suffix))) name = `${name}_`;
-  if (Buffer.byteLength(name) > MAX_SEGMENT_BYTES) {
-    const [stem, ext] = splitExtension(name);
-    name = truncateUtf8(stem, MAX_SEGMENT_BYTES - Buffer.byteLength(ext)) + ext;
-  }
   return name;
 }
 
@@ -198,26 +204,42 @@ export interface NameClaim {
   renamedFrom?: string;
 }
 
+/** The directories a name needs: `a/b/c.txt` -> `a`, `a/b` (as collision keys). */
+function parentKeys(key: string): string[] {
+  const out: string[] = [];
+  for (let slash = key.indexOf('/'); slash >= 0; slash = key.indexOf('/', slash + 1)) {
+    out.push(key.slice(0, slash));
+  }
+  return out;
+}
+
 /**
- * Hands out unique names. `plan` resolves every name known before the run in list order (the first
- * entry keeps the name, later ones get `-2`, `-3`...), so those results never depend on timing.
- * `claim` resolves a name learnt later from a response header against everything handed out so far.
+ * Hands out unique names. `plan` resolves every name known before the run: first the names the
+ * manifest gives to listed URLs (their files are already there), then the others in list order
+ * (the first entry keeps the name, later ones get `-2`, `-3`...), so those results never depend on
+ * timing. `claim` resolves a name learnt later from a response header against everything handed
+ * out so far. A name is also taken when another entry needs it as a directory (`a` against `a/b`),
+ * or needs one of its directories as a file.
  */
 export class NameRegistry {
   private readonly owners = new Map<string, number>();
+  /** Directories the names handed out need. */
+  private readonly directories = new Set<string>();
 
-  /** Resolves candidates in order of `index`. Returns the claim per index. */
-  plan(candidates: ReadonlyArray<{ index: number; name: string }>): Map<number, NameClaim> {
-    const sorted = [...candidates].sort((a, b) => a.index - b.index);
+  /** Resolves candidates by source (manifest first), then by `index`. Returns the claim per index. */
+  plan(
+    candidates: ReadonlyArray<{ index: number; name: string; source?: NameSource }>,
+  ): Map<number, NameClaim> {
+    const rank = (source: NameSource | undefined) => (source === 'manifest' ? 0 : 1);
+    const sorted = [...candidates].sort((a, b) => rank(a.source) - rank(b.source) || a.index - b.index);
     const claims = new Map<number, NameClaim>();
     const losers: Array<{ index: number; name: string }> = [];
     // First pass: every name's first claimant keeps it, so `x-2.txt` asked for explicitly by a
     // later entry wins over a `-2` suffix invented for an earlier `x.txt` duplicate.
     for (const candidate of sorted) {
-      const key = keyOf(candidate.name);
-      if (this.owners.has(key)) losers.push(candidate);
+      if (this.blocker(keyOf(candidate.name), candidate.index) !== undefined) losers.push(candidate);
       else {
-        this.owners.set(key, candidate.index);
+        this.take(keyOf(candidate.name), candidate.index);
         claims.set(candidate.index, { name: candidate.name });
       }
     }
@@ -227,22 +249,52 @@ export class NameRegistry {
 
   /** Claims a name for `index`; keeps it if the entry already owns it. */
   claim(index: number, name: string): NameClaim {
-    const owner = this.owners.get(keyOf(name));
-    if (owner === undefined) {
-      this.owners.set(keyOf(name), index);
+    const key = keyOf(name);
+    if (this.blocker(key, index) === undefined) {
+      this.take(key, index);
       return { name };
     }
-    if (owner === index) return { name };
     return this.takeFree({ index, name });
   }
 
+  /**
+   * Why `key` is not free for `index`: `'file'` when another entry owns it or another name needs it
+   * as a directory; else the number of segments of its first directory that is another entry's
+   * file. Undefined when it is free (or already this entry's).
+   */
+  private blocker(key: string, index: number): 'file' | number | undefined {
+    const owner = this.owners.get(key);
+    if ((owner !== undefined && owner !== index) || this.directories.has(key)) return 'file';
+    const dirs = parentKeys(key);
+    for (let i = 0; i < dirs.length; i++) {
+      if (this.owners.has(dirs[i] as string)) return i + 1;
+    }
+    return undefined;
+  }
+
+  private take(key: string, index: number): void {
+    this.owners.set(key, index);
+    for (const dir of parentKeys(key)) this.directories.add(dir);
+  }
+
   private takeFree(candidate: { index: number; name: string }): NameClaim {
+    const wanted = candidate.name;
+    const blocked = this.blocker(keyOf(wanted), candidate.index);
+    let variant = (n: number) => withSuffix(wanted, n);
+    if (typeof blocked === 'number') {
+      // A directory of the name is another entry's file: that directory gets the counter.
+      const segments = wanted.split('/');
+      const dir = segments.slice(0, blocked).join('/');
+      const rest = segments.slice(blocked).join('/');
+      variant = (n) => `${withSuffix(dir, n)}/${rest}`;
+    }
     for (let n = 2; ; n++) {
-      const name = withSuffix(candidate.name, n);
+      const name = variant(n);
       const key = keyOf(name);
-      if (!this.owners.has(key)) {
-        this.owners.set(key, candidate.index);
-        return { name, renamedFrom: candidate.name };
+      // A variant this entry already owns is its own (planned `a-2.txt`, then a header says `a.txt`).
+      if (this.blocker(key, candidate.index) === undefined) {
+        this.take(key, candidate.index);
+        return { name, renamedFrom: wanted };
       }
     }
   }

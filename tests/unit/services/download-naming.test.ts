@@ -35,6 +35,11 @@ describe('sanitizeSegment', () => {
     ['movie.part', 'movie.part_'],
     ['movie.PART.json', 'movie.PART.json_'],
     ['e\u0301te\u0301.txt', 'été.txt'],
+    ['nul .txt', '_nul .txt'],
+    ['COM\u00b9', '_COM\u00b9'],
+    ['lpt\u00b3.log', '_lpt\u00b3.log'],
+    ['CONIN$', '_CONIN$'],
+    ['conout$.txt', '_conout$.txt'],
   ])('%j -> %j', (input, expected) => {
     expect(sanitizeSegment(input)).toBe(expected);
   });
@@ -43,6 +48,15 @@ describe('sanitizeSegment', () => {
     const out = sanitizeSegment(`${'é'.repeat(300)}.tar.gz`) as string;
     expect(Buffer.byteLength(out)).toBeLessThanOrEqual(200);
     expect(out.endsWith('é.tar.gz')).toBe(true);
+  });
+
+  it('checks again after shortening: no `.part` suffix, no trailing dot or space', () => {
+    // No extension (it is longer than 16 characters), so the cut lands inside the name.
+    const part = sanitizeSegment(`${'a'.repeat(193)}.part.averyveryverylongextension`) as string;
+    expect(Buffer.byteLength(part)).toBeLessThanOrEqual(200);
+    expect(part.toLowerCase().endsWith('.part')).toBe(false);
+    const dots = sanitizeSegment(`${'b'.repeat(197)}. . ${'c'.repeat(20)}`) as string;
+    expect(dots).toBe('b'.repeat(197));
   });
 });
 
@@ -151,6 +165,43 @@ describe('NameRegistry', () => {
     expect(registry.claim(2, 'other.pdf')).toEqual({ name: 'other.pdf' });
     expect(registry.claim(2, 'other.pdf')).toEqual({ name: 'other.pdf' });
   });
+
+  it('keeps a numbered name an entry already owns when a header asks for the original', () => {
+    const registry = new NameRegistry();
+    registry.plan([
+      { index: 0, name: 'file.bin' },
+      { index: 1, name: 'file.bin' },
+    ]);
+    expect(registry.claim(1, 'file.bin')).toEqual({ name: 'file-2.bin', renamedFrom: 'file.bin' });
+  });
+
+  it('gives names the manifest records for listed URLs before any other name', () => {
+    const registry = new NameRegistry();
+    const claims = registry.plan([
+      { index: 0, name: 'data.csv', source: 'url' },
+      { index: 1, name: 'data.csv', source: 'manifest' },
+    ]);
+    expect(claims.get(1)).toEqual({ name: 'data.csv' });
+    expect(claims.get(0)).toEqual({ name: 'data-2.csv', renamedFrom: 'data.csv' });
+  });
+
+  it('treats a file and a directory of the same name as a collision, either way round', () => {
+    const fileFirst = new NameRegistry().plan([
+      { index: 0, name: 'a' },
+      { index: 1, name: 'A/b.txt' },
+      { index: 2, name: 'a/c/d.txt' },
+    ]);
+    expect(fileFirst.get(1)).toEqual({ name: 'A-2/b.txt', renamedFrom: 'A/b.txt' });
+    expect(fileFirst.get(2)).toEqual({ name: 'a-2/c/d.txt', renamedFrom: 'a/c/d.txt' });
+
+    const directoryFirst = new NameRegistry();
+    const claims = directoryFirst.plan([
+      { index: 0, name: 'a/b.txt' },
+      { index: 1, name: 'a' },
+    ]);
+    expect(claims.get(1)).toEqual({ name: 'a-2', renamedFrom: 'a' });
+    expect(directoryFirst.claim(2, 'A')).toEqual({ name: 'A-3', renamedFrom: 'A' });
+  });
 });
 
 describe('resolveInside', () => {
@@ -178,9 +229,9 @@ describe('isPlainRelativeName', () => {
   );
 
   it('accepts every name sanitizeRelativePath returns', () => {
-    for (const raw of ['../../etc/passwd', 'a\\..\\b', './x/./y', 'C:/Windows', '.hidden/..dots../f.txt']) {
-      const name = sanitizeRelativePath(raw);
-      if (name !== undefined) expect(isPlainRelativeName(name)).toBe(true);
-    }
+    const raws = ['../../etc/passwd', 'a\\..\\b', './x/./y', 'C:/Windows', '.hidden/..dots../f.txt'];
+    const names = raws.map((raw) => sanitizeRelativePath(raw));
+    expect(names).toEqual(['etc/passwd', 'a/b', 'x/y', 'C_/Windows', 'hidden/dots/f.txt']);
+    for (const name of names) expect(isPlainRelativeName(name ?? '')).toBe(true);
   });
 });
