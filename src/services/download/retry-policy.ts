@@ -54,7 +54,9 @@ export function parseRetryAfter(
   }
   // Only the date formats HTTP allows carry letters and a comma or GMT; a bare "-5" or "1.5" is invalid.
   if (!/[a-z]/i.test(text)) return undefined;
-  const at = Date.parse(text);
+  // asctime (`Sun Nov  6 08:49:37 1994`) names no zone, and Date.parse would read it as local time.
+  const asctime = /^[a-z]{3} [a-z]{3} +\d{1,2} \d{2}:\d{2}:\d{2} \d{4}$/i.test(text);
+  const at = Date.parse(asctime ? `${text} GMT` : text);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowMs);
 }

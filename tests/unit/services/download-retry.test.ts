@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { jest } from '@jest/globals';
+import { buildSync } from 'esbuild';
 import { errors } from 'undici';
 import {
   DownloadError,
@@ -44,6 +47,31 @@ describe('parseRetryAfter', () => {
     [undefined, undefined],
   ])('%j -> %j ms', (value, expected) => {
     expect(parseRetryAfter(value as string | string[] | undefined, now)).toBe(expected);
+  });
+
+  it('reads an asctime date as GMT, whatever the local time zone', () => {
+    // Jest's process.env is a copy, so the time zone can only change in a child process: it runs
+    // the module, bundled, with TZ set.
+    const { outputFiles } = buildSync({
+      entryPoints: [
+        fileURLToPath(new URL('../../../src/services/download/retry-policy.ts', import.meta.url)),
+      ],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      write: false,
+    });
+    const code = `${outputFiles[0]!.text}
+      const now = Date.parse('Wed, 21 Oct 2015 07:28:00 GMT');
+      console.log(JSON.stringify([
+        parseRetryAfter('Wed Oct 21 07:28:30 2015', now),
+        parseRetryAfter('Wed Oct  1 07:28:30 2015', now),
+      ]));`;
+    const out = execFileSync(process.execPath, ['--input-type=module'], {
+      input: code,
+      env: { PATH: process.env['PATH'], TZ: 'America/New_York' },
+    });
+    expect(JSON.parse(out.toString())).toEqual([30_000, 0]);
   });
 });
 
