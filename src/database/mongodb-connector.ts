@@ -12,6 +12,7 @@ import {
   type Document,
   type WriteError,
 } from 'mongodb';
+import { mongoUriHosts } from '../config/mongo-uri.js';
 import { AppError, describeError } from '../utils/errors.js';
 import { redactString, silentLogger, type Logger } from '../utils/logger.js';
 import { failAll, type ItemResult, type MessageRecord, type Sink } from './sink.js';
@@ -55,23 +56,44 @@ export const MONGO_INDEXES = [
   { key: { sentAt: 1 }, name: 'sentAt' },
 ] as const;
 
-// Server error codes worth retrying: elections, shutdowns, timeouts, write conflicts, and 11000,
-// which an upsert can hit when two deliveries of one key race; the retry finds the document.
-const TRANSIENT_CODES = new Set([
-  6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11000, 11600, 11602, 13435, 13436, 16500,
-]);
+// Server error codes that blame one document, not the store: bad value or field name (FerretDB
+// answers 2 for a key with '.' or a leading '$'), type mismatch, invalid BSON, '$'-prefixed or
+// dotted names, document too large, schema validation failure, key too long. Only these make a
+// message permanently failed; anything else (elections, shutdowns, timeouts, write conflicts,
+// Unauthorized, quota or disk full, unrecognised codes) is the store's trouble and is retried,
+// since calling it permanent would dead-letter every good message while the store is unwell.
+const DOCUMENT_ERROR_CODES = new Set([2, 9, 14, 22, 52, 55, 56, 57, 121, 10334, 17280, 17419, 17420]);
 
 /**
- * Whether an error from writing one document may go away by itself. Only a server that answered
- * with a document-level error code (bad field name, too large, validation) is permanent; network
- * and selection errors, pool resets, timeouts and anything unrecognised are transient, because
- * calling them permanent would dead-letter good messages during an outage.
+ * Whether an error from writing one document may go away by itself: everything except a server
+ * answer with a document-level code (above) and no retryable label.
  */
 export function isTransientMongoError(error: unknown): boolean {
   if (!(error instanceof MongoServerError)) return true;
   if (error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('TransientTransactionError'))
     return true;
-  return typeof error.code !== 'number' || TRANSIENT_CODES.has(error.code);
+  if (error instanceof MongoBulkWriteError && error.result?.getWriteConcernError() !== undefined) return true;
+  return !isDocumentErrorCode(error.code);
+}
+
+function isDocumentErrorCode(code: unknown): boolean {
+  return typeof code === 'number' && DOCUMENT_ERROR_CODES.has(code);
+}
+
+/**
+ * Why a failed bulk write concerns the whole batch rather than some of its documents, or
+ * undefined when it names documents. Driver 7 wraps every error of `insertMany`/`bulkWrite` in a
+ * `MongoBulkWriteError`: network and selection errors and command-level refusals (Unauthorized,
+ * quota) arrive with no write errors, and an unsatisfied write concern (replication lag, a primary
+ * stepping down) only in `result.getWriteConcernError()`: the documents may not be durable, so
+ * the batch is not confirmed and is retried (the writes are idempotent).
+ */
+export function batchWideFailure(error: MongoBulkWriteError): string | undefined {
+  const concern = error.result?.getWriteConcernError();
+  if (concern !== undefined)
+    return `write concern not satisfied (code ${concern.code}): ${concern.errmsg ?? ''}`;
+  if (writeErrorsOf(error).length === 0 && !isDocumentErrorCode(error.code)) return describeError(error);
+  return undefined;
 }
 
 /** Single-record writes in flight at once while isolating the culprit of a failed bulk write. */
@@ -79,8 +101,9 @@ const ISOLATION_CONCURRENCY = 10;
 const DUPLICATE_KEY = 11000;
 
 function writeErrorsOf(error: MongoBulkWriteError): readonly WriteError[] {
-  const errors = error.writeErrors;
-  return Array.isArray(errors) ? errors : [errors as WriteError];
+  const errors = error.writeErrors as WriteError[] | WriteError | undefined;
+  if (errors === undefined) return [];
+  return Array.isArray(errors) ? errors : [errors];
 }
 
 /** `_id` is the message key: lookups by `_id` are the fast path on every MongoDB-wire server. */
@@ -114,15 +137,9 @@ export function toDocument(record: MessageRecord, storedAt: Date): MessageDocume
   return doc;
 }
 
-/** The host part of a URI, for messages (never the credentials). */
+/** The host list of a URI (`h1:27017,h2:27017`), for messages (never the credentials). */
 export function describeMongoTarget(uri: string, database: string, collection: string): string {
-  let host = 'MongoDB';
-  try {
-    host = new URL(uri).host || host;
-  } catch {
-    // keep the generic name
-  }
-  return `MongoDB ${host}/${database}.${collection}`;
+  return `MongoDB ${mongoUriHosts(uri) ?? 'MongoDB'}/${database}.${collection}`;
 }
 
 export class MongoSink implements Sink {
@@ -175,8 +192,10 @@ export class MongoSink implements Sink {
       return batch.map((record) => ({ key: record.key, ok: true }));
     } catch (error) {
       if (!(error instanceof MongoBulkWriteError)) return this.failBatch(batch, error);
+      const wide = batchWideFailure(error);
+      if (wide !== undefined) return this.failBatch(batch, wide);
       const writeErrors = writeErrorsOf(error);
-      if (error.result.insertedCount + writeErrors.length !== batch.length || error.writeConcernError) {
+      if (error.result.insertedCount + writeErrors.length !== batch.length) {
         // The server's answer does not account for every document: upsert each one alone.
         return this.upsertOneByOne(collection, batch, documents);
       }
@@ -201,7 +220,7 @@ export class MongoSink implements Sink {
           key: record.key,
           ok: false,
           error: `code ${writeError.code}: ${redactString(writeError.errmsg ?? '')}`,
-          retryable: TRANSIENT_CODES.has(writeError.code),
+          retryable: !isDocumentErrorCode(writeError.code),
         };
       });
     }
@@ -223,10 +242,11 @@ export class MongoSink implements Sink {
       return batch.map((record) => ({ key: record.key, ok: true }));
     } catch (error) {
       if (!(error instanceof MongoBulkWriteError)) return this.failBatch(batch, error);
+      const wide = batchWideFailure(error);
+      if (wide !== undefined) return this.failBatch(batch, wide);
       const writeErrors = writeErrorsOf(error);
       const accounted = error.result.matchedCount + error.result.upsertedCount + writeErrors.length;
-      if (accounted !== batch.length || error.writeConcernError)
-        return this.upsertOneByOne(collection, batch, documents);
+      if (accounted !== batch.length) return this.upsertOneByOne(collection, batch, documents);
       const byIndex = new Map(writeErrors.map((w) => [w.index, w]));
       return batch.map((record, index): ItemResult => {
         const writeError = byIndex.get(index);
@@ -235,7 +255,7 @@ export class MongoSink implements Sink {
           key: record.key,
           ok: false,
           error: `code ${writeError.code}: ${redactString(writeError.errmsg ?? '')}`,
-          retryable: TRANSIENT_CODES.has(writeError.code),
+          retryable: !isDocumentErrorCode(writeError.code),
         };
       });
     }
