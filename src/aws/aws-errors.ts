@@ -23,6 +23,11 @@ const THROTTLING = new Set([
   'SlowDown',
   'RequestLimitExceeded',
   'KMSThrottlingException',
+  // SQS on an SSE-KMS queue: KMS throttled it. A client fault with a 4xx status, so neither the
+  // SDK's throttling list nor the status rule below would retry it.
+  'KmsThrottled',
+  // SQS: too many messages in flight on the queue (120,000 standard, 20,000 FIFO); they drain.
+  'OverLimit',
 ]);
 
 const TRANSIENT_NETWORK = new Set([
@@ -51,13 +56,23 @@ export function isRetryableAwsError(error: unknown): boolean {
   return e.$fault === 'server';
 }
 
-/** Errors that mean the configuration is wrong rather than the service being down. */
-function configProblem(error: SdkErrorShape): string | undefined {
+/**
+ * Errors that mean the configuration is wrong rather than the service being down. Missing
+ * credentials are a configuration problem at start (the first request fails and the run exits 2),
+ * but they stay retryable: in the middle of a run they are an instance-metadata or container
+ * credentials endpoint that failed to refresh, and a long-running consumer must ride that out.
+ */
+function configProblem(error: SdkErrorShape): { problem: string; retryable: boolean } | undefined {
   const message = error.message ?? '';
   if (error.name === 'CredentialsProviderError' || /Could not load credentials/i.test(message)) {
-    return 'no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role is available';
+    return {
+      problem:
+        'no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role is available',
+      retryable: true,
+    };
   }
-  if (/Region is missing/i.test(message)) return 'no AWS region: set AWS_REGION or --region';
+  if (/Region is missing/i.test(message))
+    return { problem: 'no AWS region: set AWS_REGION or --region', retryable: false };
   return undefined;
 }
 
@@ -74,9 +89,13 @@ export interface AwsErrorContext {
 export function wrapAwsError(error: unknown, context: AwsErrorContext): AppError {
   if (error instanceof AppError) return error;
   const e = (error ?? {}) as SdkErrorShape;
-  const problem = configProblem(e);
+  const config = configProblem(e);
   const where = `${context.service} ${context.operation}${context.resource ? ` on ${context.resource}` : ''}`;
-  if (problem) return new AppError('CONFIG_INVALID', `${where}: ${problem}`, { cause: error });
+  if (config)
+    return new AppError('CONFIG_INVALID', `${where}: ${config.problem}`, {
+      cause: error,
+      retryable: config.retryable,
+    });
   const code: ErrorCode = context.service === 'SQS' ? 'SQS_ERROR' : 'S3_ERROR';
   const status = e.$metadata?.httpStatusCode;
   const reason = [e.name && e.name !== 'Error' ? e.name : e.code, e.message].filter(Boolean).join(': ');
