@@ -11,7 +11,8 @@
  *   computes its SHA-256 (hash-worker.ts). Each holds a bounded number of buffers, and backpressure
  *   pauses the socket, so memory per download is bounded whatever the body size.
  * - Resume: a disk `.part` with a record of its validator continues with Range + If-Range; a server
- *   that ignores the range answers 200 and the file restarts from zero.
+ *   that ignores the range answers 200 and the file restarts from zero. A 416, or a 206 of another
+ *   version or range, restarts it too, within the same attempt.
  *
  * Nothing here knows about the CLI: the command passes typed options and reads the report.
  */
@@ -95,8 +96,10 @@ type Headers = ResponseHeaders;
 /** One entry while it runs: what was decided before the first request, and what attempts learn. */
 interface Job {
   entry: DownloadEntry;
-  /** The URL with secrets masked, computed once: logs, reports, records. */
+  /** The URL with secrets masked, computed once: logs, reports. */
   masked: string;
+  /** The manifest and resume-record key: the SHA-256 of the full URL. */
+  key: string;
   origin: string;
   /** host:port, the key of the per-host limit. */
   host: string;
@@ -120,6 +123,15 @@ type AttemptOutcome =
   | { kind: 'unchanged'; validators: Validators }
   | { kind: 'skipped'; bytes: number };
 
+/** A resume the server refused or answered for another version: the attempt starts over from zero. */
+const RESTART = Symbol('restart');
+
+/** The URL with secrets masked; the same string object when nothing was masked (one copy per URL). */
+function maskUrl(url: string): string {
+  const masked = redactString(url);
+  return masked === url ? url : masked;
+}
+
 function header(headers: Headers, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -138,6 +150,19 @@ function validatorsOf(headers: Headers): Validators {
 function ifRangeValue(validators: Validators): string | undefined {
   if (validators.etag && !validators.etag.startsWith('W/')) return validators.etag;
   return validators.lastModified;
+}
+
+/**
+ * Whether a 206 is of the version the partial file came from: the validator sent in If-Range is
+ * the one the response carries (when it carries one), and the total size is the recorded one.
+ * Some servers and caches answer a range without checking If-Range.
+ */
+function sameVersion(sent: ResumeRecord, headers: Headers, total: number | undefined): boolean {
+  const got = validatorsOf(headers);
+  const byEtag = sent.etag !== undefined && !sent.etag.startsWith('W/');
+  if (byEtag && got.etag !== undefined && got.etag !== sent.etag) return false;
+  if (!byEtag && got.lastModified !== undefined && got.lastModified !== sent.lastModified) return false;
+  return sent.totalBytes === undefined || total === undefined || total === sent.totalBytes;
 }
 
 /** `bytes 100-199/1000` -> start, end, total (undefined for `*`). */
@@ -273,16 +298,16 @@ class DownloadRun {
       return text;
     };
     for (const entry of entries) {
-      const key = duplicateKey(entry);
-      const first = firstOf.get(key);
+      const duplicate = duplicateKey(entry);
+      const first = firstOf.get(duplicate);
       if (first) {
         jobs.set(entry.index, { duplicateOf: first });
         continue;
       }
-      firstOf.set(key, entry);
+      firstOf.set(duplicate, entry);
       const url = new URL(entry.url);
-      const masked = manifestKey(entry.url);
-      const record = this.manifest.get(masked);
+      const key = manifestKey(entry.url);
+      const record = this.manifest.get(key);
       const fromFile = entry.filename !== undefined ? sanitizeRelativePath(entry.filename) : undefined;
       if (entry.filename !== undefined && fromFile === undefined) {
         this.logger.warn('filename_unusable', { pointer: entry.pointer, filename: entry.filename });
@@ -296,7 +321,8 @@ class DownloadRun {
           : [nameFromUrl(entry.url), 'url'];
       const job: Job = {
         entry,
-        masked,
+        masked: maskUrl(entry.url),
+        key,
         origin: intern(url.origin),
         host: intern(url.host),
         path: `${url.pathname}${url.search}`,
@@ -346,7 +372,8 @@ class DownloadRun {
         const failure = classifyError(error);
         return result(job, { status: 'failed', reason: failure.reason, error: failure.message });
       }
-      if (existing && sameContent && this.options.existing === 'skip') {
+      // A file the manifest gives to another URL holds that URL's bytes: never skipped as this one's.
+      if (existing && sameContent && this.options.existing === 'skip' && !this.ownedElsewhere(job)) {
         return result(job, {
           status: 'skipped',
           path: this.sink.location(job.name),
@@ -405,7 +432,7 @@ class DownloadRun {
     if (value.kind === 'skipped') {
       // Remember the name, so the next run skips without a request.
       if (!recordMatches)
-        this.manifest.set(job.masked, { path: job.name, bytes: value.bytes, updatedAt: now });
+        this.manifest.set(job.key, { path: job.name, url: job.masked, bytes: value.bytes, updatedAt: now });
       return result(job, {
         ...common,
         status: 'skipped',
@@ -419,9 +446,10 @@ class DownloadRun {
       const updated: ManifestRecord = {
         ...(job.record as ManifestRecord),
         ...value.validators,
+        url: job.masked,
         updatedAt: now,
       };
-      this.manifest.set(job.masked, updated);
+      this.manifest.set(job.key, updated);
       return result(job, {
         ...common,
         status: 'unchanged',
@@ -433,13 +461,14 @@ class DownloadRun {
     }
     const fresh: ManifestRecord = {
       path: job.name,
+      url: job.masked,
       bytes: value.bytes,
       updatedAt: now,
     };
     if (value.sha256 !== undefined) fresh.sha256 = value.sha256;
     if (value.validators.etag) fresh.etag = value.validators.etag;
     if (value.validators.lastModified) fresh.lastModified = value.validators.lastModified;
-    this.manifest.set(job.masked, fresh);
+    this.manifest.set(job.key, fresh);
     logger.debug('download_done', { url: job.masked, name: job.name, bytes: value.bytes });
     return result(job, {
       ...common,
@@ -451,24 +480,36 @@ class DownloadRun {
     });
   }
 
-  /** One HTTP request and its body into the sink. Throws on any failure; the retry loop decides. */
+  /** One attempt: a request and its body into the sink. Throws on any failure; the retry loop decides. */
   private async attempt(job: Job): Promise<AttemptOutcome> {
+    // A refused resume is not a transient failure: it starts over at once, without a resume
+    // (so at most two requests), and does not use up a retry.
+    for (let mayResume = true; ; mayResume = false) {
+      const outcome = await this.request(job, mayResume);
+      if (outcome !== RESTART) return outcome;
+    }
+  }
+
+  /** One HTTP request and its body into the sink; `RESTART` when a resume was refused. */
+  private async request(job: Job, mayResume: boolean): Promise<AttemptOutcome | typeof RESTART> {
     const entry = job.entry;
     const sink = this.sink;
     // Resume only with a record proving the partial bytes came from this URL, and a strong validator.
     let resumeFrom = 0;
     let resumeValidator: string | undefined;
+    let resumeRecord: ResumeRecord | undefined;
     let prefixHash: StreamHash | undefined;
     const hashing = this.options.hash !== 'expected' || entry.sha256 !== undefined;
     try {
-      if (sink.supportsResume) {
+      if (sink.supportsResume && mayResume) {
         const partial = await sink.partial(job.name);
         const record = partial?.record;
-        resumeValidator = record && record.url === job.masked ? ifRangeValue(record) : undefined;
+        resumeValidator = record && record.key === job.key ? ifRangeValue(record) : undefined;
         // Without a readable prefix a hashed download cannot resume; it restarts instead.
         const readable = !hashing || partial?.path !== undefined;
         if (partial && partial.bytes > 0 && resumeValidator !== undefined && readable) {
           resumeFrom = partial.bytes;
+          resumeRecord = record;
           // The partial file is under this name; a Content-Disposition header must not move it.
           job.nameFixed = true;
           if (hashing) {
@@ -495,7 +536,11 @@ class DownloadRun {
         headers,
       });
       try {
-        return await this.receive(job, response, resumeFrom, prefixHash, hashing);
+        return await this.receive(job, response, resumeFrom > 0 ? resumeRecord : undefined, {
+          requestedFrom: resumeFrom,
+          prefixHash,
+          hashing,
+        });
       } catch (error) {
         // Whatever went wrong, the body must not hold its connection: a no-op once consumed.
         response.body.destroy();
@@ -527,10 +572,13 @@ class DownloadRun {
   private async receive(
     job: Job,
     response: HttpResponse,
-    requestedFrom: number,
-    prefixHash: StreamHash | undefined,
-    hashing: boolean,
-  ): Promise<AttemptOutcome> {
+    sent: ResumeRecord | undefined,
+    {
+      requestedFrom,
+      prefixHash,
+      hashing,
+    }: { requestedFrom: number; prefixHash: StreamHash | undefined; hashing: boolean },
+  ): Promise<AttemptOutcome | typeof RESTART> {
     const entry = job.entry;
     const sink = this.sink;
     let resumeFrom = requestedFrom;
@@ -545,11 +593,7 @@ class DownloadRun {
     if (status === 416 && resumeFrom > 0) {
       // The partial file is not a prefix of what the server has now (it shrank, or we have it all).
       await body.dump(DRAIN_LIMIT_BYTES);
-      await sink.discardPartial(job.name);
-      throw new DownloadError('invalid_response', 'HTTP 416 for the resume range; restarting', {
-        retryable: true,
-        statusCode: status,
-      });
+      return this.restart(job, resumeFrom, 'HTTP 416 for the resume range');
     }
     if (status < 200 || status >= 300) {
       await body.dump(DRAIN_LIMIT_BYTES);
@@ -561,7 +605,16 @@ class DownloadRun {
     let streamHash: StreamHash | undefined;
     if (status === 206) {
       const range = parseContentRange(header(response.headers, 'content-range'));
-      if (resumeFrom === 0 || !range || range.start !== resumeFrom) {
+      // `sent` is defined exactly when a resume was asked for.
+      if (sent !== undefined && range && range.start !== resumeFrom) {
+        body.destroy();
+        return this.restart(job, resumeFrom, `the server sent range ${range.start}-${range.end}`);
+      }
+      if (sent !== undefined && range && !sameVersion(sent, response.headers, range.total)) {
+        body.destroy();
+        return this.restart(job, resumeFrom, 'the range is of another version than the partial file');
+      }
+      if (resumeFrom === 0 || !range) {
         body.destroy();
         await sink.discardPartial(job.name);
         throw new DownloadError(
@@ -592,7 +645,7 @@ class DownloadRun {
       if (!job.existsChecked && this.options.existing === 'skip') {
         job.existsChecked = true;
         const existing = await sink.exists(job.name);
-        if (existing) {
+        if (existing && !this.ownedElsewhere(job)) {
           await body.dump(DRAIN_LIMIT_BYTES);
           return { kind: 'skipped', bytes: existing.bytes };
         }
@@ -643,7 +696,14 @@ class DownloadRun {
 
     if (hashing && streamHash === undefined) streamHash = this.openHash();
     const resume: ResumeRecord | undefined =
-      ifRangeValue(validators) !== undefined ? { url: job.masked, ...validators } : undefined;
+      ifRangeValue(validators) !== undefined
+        ? {
+            key: job.key,
+            url: job.masked,
+            ...validators,
+            ...(expectedTotal !== undefined ? { totalBytes: expectedTotal } : {}),
+          }
+        : undefined;
     let writer: SinkWriter;
     try {
       writer = await sink.open({
@@ -679,6 +739,20 @@ class DownloadRun {
     } finally {
       this.bytesReceived += meter.received;
     }
+  }
+
+  /** Drops the partial file the server would not continue; the caller asks again from zero. */
+  private async restart(job: Job, discardedBytes: number, why: string): Promise<typeof RESTART> {
+    this.logger.debug('download_restart', { url: job.masked, discardedBytes, why });
+    await this.sink.discardPartial(job.name);
+    job.resumedFromBytes = 0;
+    return RESTART;
+  }
+
+  /** Whether the manifest gives the job's name to another URL. */
+  private ownedElsewhere(job: Job): boolean {
+    const owner = this.manifest.ownerOf(job.name);
+    return owner !== undefined && owner !== job.key;
   }
 
   private statusError(status: number, headers: Headers): DownloadError {
@@ -731,7 +805,9 @@ async function createSink(
 ): Promise<{ sink: DownloadSink; close: () => void }> {
   const none = () => undefined;
   if (deps.sink) return { sink: deps.sink, close: none };
-  if (options.target.kind === 'disk') return { sink: new DiskSink(options.target.dir), close: none };
+  if (options.target.kind === 'disk') {
+    return { sink: new DiskSink(options.target.dir, deps.logger), close: none };
+  }
   const { bucket, prefix } = options.target;
   const { S3Sink } = await import('./download/s3-sink.js');
   if (deps.s3) return { sink: new S3Sink(deps.s3, bucket, prefix), close: none };
@@ -782,7 +858,7 @@ export async function downloadUrls(
       if (!job || 'duplicateOf' in job) {
         const note = job ? `duplicate of ${job.duplicateOf.pointer}` : null;
         outcome = result(
-          { entry, masked: manifestKey(entry.url), started: Date.now() },
+          { entry, masked: maskUrl(entry.url), started: Date.now() },
           { status: 'skipped', note },
         );
       } else {

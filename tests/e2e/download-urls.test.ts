@@ -2,7 +2,7 @@
  * The built binary (bin/aws-msg.js over dist/), run as a child process the way cron runs it,
  * against a local fault-injecting HTTP server.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnCli } from '../helpers/cli.js';
 import { useDownloadFixture } from '../helpers/download-fixture.js';
@@ -160,5 +160,53 @@ describe('aws-msg download-urls (built binary)', () => {
       'cancelled',
     ]);
     expect(fx.server.requestCount()).toBe(1);
+  });
+
+  it('never splices the bytes of two URLs killed in turn under the same name', async () => {
+    // Prepare: URL a (with an ETag) is killed mid-body, then URL b (no validator) under the same
+    // name, after more bytes than a had; then a runs again.
+    const a = testBytes(3_000_000, 30);
+    const b = testBytes(3_000_000, 31);
+    fx.server.route('/a.bin', {
+      body: a,
+      etag: '"a"',
+      faults: [{ kind: 'stall', phase: 'body', afterBytes: 1_500_000 }],
+    });
+    fx.server.route('/b.bin', { body: b, faults: [{ kind: 'stall', phase: 'body', afterBytes: 2_500_000 }] });
+    const out = join(fx.dir, 'out');
+    const part = join(out, 'x.bin.part');
+    /** Runs the list and kills the process (no cleanup) once the partial file holds `bytes` of `data`. */
+    const killOnce = async (url: string, data: Buffer, bytes: number) => {
+      const child = spawnCli([
+        'download-urls',
+        '--file',
+        fx.listFile([{ url, filename: 'x.bin' }]),
+        '--out',
+        out,
+      ]);
+      const holds = () =>
+        existsSync(part) &&
+        statSync(part).size >= bytes &&
+        readFileSync(part).subarray(0, 1024).equals(data.subarray(0, 1024));
+      while (!holds()) await new Promise((resolve) => setTimeout(resolve, 20));
+      child.kill('SIGKILL');
+      await child.done;
+    };
+    await killOnce(fx.server.url('/a.bin'), a, 1024 * 1024);
+    await killOnce(fx.server.url('/b.bin'), b, 2 * 1024 * 1024);
+
+    // Act
+    const result = await spawnCli([
+      'download-urls',
+      '--file',
+      fx.listFile([{ url: fx.server.url('/a.bin'), filename: 'x.bin' }]),
+      '--out',
+      out,
+    ]).done;
+
+    // Assess: b's bytes were not taken for a's prefix.
+    expect(result.code).toBe(0);
+    expect(fx.server.requests('/a.bin').at(-1)!.headers['range']).toBeUndefined();
+    expect(readFileSync(join(out, 'x.bin')).equals(a)).toBe(true);
   });
 });

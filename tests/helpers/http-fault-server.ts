@@ -19,7 +19,9 @@ export type Fault =
   /** Never answers (headers) or stops sending after `afterBytes` (body). */
   | { kind: 'stall'; phase: 'headers' | 'body'; afterBytes?: number }
   /** Answers 200 with the whole body even when a Range was asked for. */
-  | { kind: 'ignore-range' };
+  | { kind: 'ignore-range' }
+  /** Answers a Range with 206 whatever If-Range says (a cache that does not check it). */
+  | { kind: 'ignore-if-range' };
 
 export interface Route {
   /** The resource served with 200/206. Ignored by redirect routes. */
@@ -179,7 +181,10 @@ export async function startFaultServer(options: { gauge?: ConcurrencyGauge } = {
     const rangeAllowed =
       route.acceptRanges !== false &&
       fault?.kind !== 'ignore-range' &&
-      (ifRange === undefined || ifRange === route.etag || ifRange === route.lastModified);
+      (ifRange === undefined ||
+        ifRange === route.etag ||
+        ifRange === route.lastModified ||
+        fault?.kind === 'ignore-if-range');
     if (rangeHeader !== undefined && rangeAllowed) {
       const range = parseRange(rangeHeader, body.length);
       if (!range || range.start >= body.length) {

@@ -616,6 +616,96 @@ describe('re-runs', () => {
     expect(files(out)).toEqual(['.aws-msg-manifest.json', 'doc.pdf']);
   });
 
+  it('starts over in the same attempt when a 206 is of another version than the partial file', async () => {
+    // Prepare: a partial of version "v1"; then a cache answers the range with bytes of "v2".
+    server.route('/feed.bin', {
+      body: testBytes(2_000_000, 20),
+      etag: '"v1"',
+      faults: [{ kind: 'reset', afterBytes: 1_200_000 }],
+    });
+    await run([server.url('/feed.bin')], { retries: 0 });
+    const fresh = testBytes(2_000_000, 21);
+    server.route('/feed.bin', { body: fresh, etag: '"v2"', faults: [{ kind: 'ignore-if-range' }] });
+    server.resetStats();
+
+    // Act
+    const report = await run([server.url('/feed.bin')], { retries: 0 });
+
+    // Assess
+    const [resume, restart] = server.requests('/feed.bin');
+    expect(resume!.headers['if-range']).toBe('"v1"');
+    expect(restart!.headers['range']).toBeUndefined();
+    expect(readFileSync(join(out, 'feed.bin')).equals(fresh)).toBe(true);
+    expect(report.results[0]).toMatchObject({
+      status: 'downloaded',
+      attempts: 1,
+      sha256: sha256Hex(fresh),
+      resumedFromBytes: 0,
+    });
+    expect(files(out)).toEqual(['.aws-msg-manifest.json', 'feed.bin']);
+  });
+
+  it('never skips a new URL with the file the manifest gives to another URL', async () => {
+    // Prepare: run 1 saves /a/data.csv as data.csv.
+    const a = testBytes(1000, 22);
+    const b = testBytes(2000, 23);
+    server.route('/a/data.csv', { body: a, etag: '"a"' });
+    server.route('/b/data.csv', { body: b, etag: '"b"' });
+    await run([server.url('/a/data.csv')]);
+    server.resetStats();
+
+    // Act: the new URL comes first in the list.
+    const report = await run([server.url('/b/data.csv'), server.url('/a/data.csv')]);
+
+    // Assess: a keeps its name and is skipped without a request; b gets a name of its own.
+    expect(report.results.map((r) => [r.status, r.path])).toEqual([
+      ['downloaded', join(out, 'data-2.csv')],
+      ['skipped', join(out, 'data.csv')],
+    ]);
+    expect(readFileSync(join(out, 'data.csv')).equals(a)).toBe(true);
+    expect(readFileSync(join(out, 'data-2.csv')).equals(b)).toBe(true);
+    expect(server.requestCount('/a/data.csv')).toBe(0);
+  });
+
+  it('replaces, rather than skips, a file the manifest gives to a URL not in the list', async () => {
+    // Prepare
+    const a = testBytes(1000, 24);
+    const b = testBytes(2000, 25);
+    server.route('/a/data.csv', { body: a });
+    server.route('/b/data.csv', { body: b });
+    await run([server.url('/a/data.csv')]);
+
+    // Act
+    const report = await run([server.url('/b/data.csv')]);
+    const again = await run([server.url('/b/data.csv')]);
+
+    // Assess
+    expect(report.results[0]).toMatchObject({ status: 'downloaded', path: join(out, 'data.csv') });
+    expect(readFileSync(join(out, 'data.csv')).equals(b)).toBe(true);
+    expect(again.results[0]).toMatchObject({ status: 'skipped', sha256: sha256Hex(b) });
+  });
+
+  it('keeps URLs that differ only in a masked secret apart', async () => {
+    // Prepare
+    server.route('/dl', { body: Buffer.from('same path, two resources') });
+    const list = [server.url('/dl?token=AAAA1111'), server.url('/dl?token=BBBB2222')];
+    await run(list);
+    server.resetStats();
+
+    // Act
+    const report = await run(list);
+
+    // Assess: each URL finds its own record, so both are skipped without a request.
+    expect(report.results.map((r) => [r.status, r.path])).toEqual([
+      ['skipped', join(out, 'dl')],
+      ['skipped', join(out, 'dl-2')],
+    ]);
+    expect(server.requestCount()).toBe(0);
+    expect(files(out)).toEqual(['.aws-msg-manifest.json', 'dl', 'dl-2']);
+    const manifest = readFileSync(join(out, '.aws-msg-manifest.json'), 'utf8');
+    expect(manifest).not.toMatch(/AAAA1111|BBBB2222/);
+  });
+
   it('starts over when the server answers 416 to the resume range', async () => {
     // Prepare: a partial file longer than what the server now has under the same validator.
     server.route('/log.txt', {
@@ -634,7 +724,8 @@ describe('re-runs', () => {
     // Assess
     expect(server.requests('/log.txt').map((r) => r.headers['range'] !== undefined)).toEqual([true, false]);
     expect(readFileSync(join(out, 'log.txt')).equals(shorter)).toBe(true);
-    expect(report.results[0]).toMatchObject({ status: 'downloaded', attempts: 2 });
+    // Not a transient failure: the restart does not use up a retry.
+    expect(report.results[0]).toMatchObject({ status: 'downloaded', attempts: 1 });
     expect(files(out)).toEqual(['.aws-msg-manifest.json', 'log.txt']);
   });
 

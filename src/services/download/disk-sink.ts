@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import { mkdir, readdir, readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AppError } from '../../utils/errors.js';
+import { silentLogger, type Logger } from '../../utils/logger.js';
 import { PathEscapeError, isPlainRelativeName, resolveInside } from './naming.js';
 import type { DownloadSink, OpenOptions, PartialFile, ResumeRecord, SinkWriter } from './sink.js';
 import { MANIFEST_NAME } from './manifest.js';
@@ -41,6 +42,14 @@ export function writeBatchBytes(open: number): number {
 const OPEN_TRUNCATE =
   constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (constants.O_NOFOLLOW ?? 0);
 const OPEN_APPEND = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (constants.O_NOFOLLOW ?? 0);
+
+/**
+ * Snapshot entries are compared case-insensitively: on a case-insensitive file system `Data.csv`
+ * is the file `data.csv`. On a case-sensitive one the worst case is one extra `stat`.
+ */
+function fold(name: string): string {
+  return name.normalize('NFC').toLowerCase();
+}
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
@@ -208,7 +217,10 @@ export class AsyncFileWriter extends Writable {
 
 export class DiskSink implements DownloadSink {
   readonly supportsResume = true;
-  /** Top-level names present when the run started: saves a stat per file in the common case. */
+  /**
+   * Top-level names present when the run started, and the partial files and records kept since
+   * (folded): saves a stat per file in the common case. It never shrinks, so it never hides a file.
+   */
   private snapshot = new Set<string>();
   private readonly directories = new Map<string, Promise<void>>();
   private rootReal = '';
@@ -219,7 +231,10 @@ export class DiskSink implements DownloadSink {
   /** `root` and a separator: plain names are appended to it without path resolution. */
   private readonly rootPrefix: string | undefined;
 
-  constructor(root: string) {
+  constructor(
+    root: string,
+    private readonly logger: Logger = silentLogger,
+  ) {
     this.root = resolve(root);
     // path.resolve + relative per file cost ~7 us, twice per file; POSIX names that are plain
     // (see isPlainRelativeName) are provably inside the root and need neither.
@@ -230,7 +245,7 @@ export class DiskSink implements DownloadSink {
     try {
       await mkdir(this.root, { recursive: true });
       this.rootReal = await realpath(this.root);
-      this.snapshot = new Set(await readdir(this.root));
+      this.snapshot = new Set((await readdir(this.root)).map(fold));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
       throw new AppError(
@@ -249,7 +264,11 @@ export class DiskSink implements DownloadSink {
   }
 
   private inSnapshot(name: string): boolean | undefined {
-    return name.includes('/') ? undefined : this.snapshot.has(name);
+    return name.includes('/') ? undefined : this.snapshot.has(fold(name));
+  }
+
+  private remember(name: string): void {
+    if (!name.includes('/')) this.snapshot.add(fold(name));
   }
 
   /** Removes a resume record left by an earlier attempt or run, without a system call when there is none. */
@@ -257,7 +276,6 @@ export class DiskSink implements DownloadSink {
     const record = `${name}${RECORD}`;
     if (this.inSnapshot(record) === false) return;
     await unlinkQuietly(`${this.location(name)}${RECORD}`);
-    this.snapshot.delete(record);
   }
 
   async exists(name: string): Promise<{ bytes: number } | undefined> {
@@ -284,10 +302,13 @@ export class DiskSink implements DownloadSink {
     const partPath = `${path}${PART}`;
     try {
       const record = JSON.parse(await readFile(`${path}${RECORD}`, 'utf8')) as Partial<ResumeRecord>;
-      if (typeof record.url !== 'string') return { bytes, path: partPath };
-      const out: ResumeRecord = { url: record.url };
+      // A record without a key (written by a version that keyed by the masked URL) is not trusted.
+      if (typeof record.key !== 'string') return { bytes, path: partPath };
+      const out: ResumeRecord = { key: record.key };
+      if (typeof record.url === 'string') out.url = record.url;
       if (typeof record.etag === 'string') out.etag = record.etag;
       if (typeof record.lastModified === 'string') out.lastModified = record.lastModified;
+      if (typeof record.totalBytes === 'number') out.totalBytes = record.totalBytes;
       return { bytes, record: out, path: partPath };
     } catch {
       // Missing or unreadable record: the bytes cannot be trusted to belong to this version.
@@ -296,10 +317,7 @@ export class DiskSink implements DownloadSink {
   }
 
   async discardPartial(name: string): Promise<void> {
-    if (this.inSnapshot(`${name}${PART}`) !== false) {
-      await unlinkQuietly(`${this.location(name)}${PART}`);
-      this.snapshot.delete(`${name}${PART}`);
-    }
+    if (this.inSnapshot(`${name}${PART}`) !== false) await unlinkQuietly(`${this.location(name)}${PART}`);
     await this.dropRecord(name);
   }
 
@@ -329,10 +347,9 @@ export class DiskSink implements DownloadSink {
     await this.ensureParent(options.name, path);
     const partPath = `${path}${PART}`;
     const recordPath = `${path}${RECORD}`;
-    const snapshot = this.snapshot;
     const writeRecord = async (record: ResumeRecord) => {
       await writeFile(recordPath, JSON.stringify(record));
-      if (!options.name.includes('/')) snapshot.add(`${options.name}${RECORD}`);
+      this.remember(`${options.name}${RECORD}`);
     };
     // Large or open-ended bodies get their record before the first byte, so even a killed process
     // leaves a resumable file. Small ones restart cheaply and skip the extra file.
@@ -341,6 +358,9 @@ export class DiskSink implements DownloadSink {
       (options.expectedBytes === undefined || options.expectedBytes >= RESUME_RECORD_MIN_BYTES)
     ) {
       await writeRecord(options.resume);
+    } else if (!options.append) {
+      // Before truncating: an older record would let a later run append to bytes of another source.
+      await this.dropRecord(options.name);
     }
     const fd = openSync(partPath, options.append ? OPEN_APPEND : OPEN_TRUNCATE);
     this.openWriters += 1;
@@ -354,13 +374,17 @@ export class DiskSink implements DownloadSink {
       commit: async () => {
         await stream.close();
         renameSync(partPath, path);
-        await this.dropRecord(options.name);
+        // The file is in place: a record left without its `.part` is never used, and the next
+        // truncating open replaces it.
+        await this.dropRecord(options.name).catch((error: unknown) =>
+          this.logger.warn('resume_record_not_removed', { name: options.name, error }),
+        );
       },
       abort: async (keep?: ResumeRecord) => {
         await stream.close();
         if (keep !== undefined) {
           await writeRecord(keep);
-          if (!options.name.includes('/')) snapshot.add(`${options.name}${PART}`);
+          this.remember(`${options.name}${PART}`);
           return;
         }
         await unlinkQuietly(partPath);
@@ -378,6 +402,8 @@ export class DiskSink implements DownloadSink {
     const path = this.location(name);
     await this.ensureParent(name, path);
     const partPath = `${path}${PART}`;
+    // Before truncating: an older record would let a later run append to bytes of another source.
+    await this.dropRecord(name);
     let fd: number | undefined;
     try {
       fd = openSync(partPath, OPEN_TRUNCATE);
@@ -395,8 +421,6 @@ export class DiskSink implements DownloadSink {
       }
       throw error;
     }
-    // A record from an interrupted earlier download of this name is obsolete now.
-    await this.dropRecord(name);
   }
 
   async readManifest(): Promise<string | undefined> {

@@ -6,14 +6,22 @@
  *
  * It is read once at start and written once at the end, so its cost does not grow per file.
  */
-import { redactString } from '../../utils/logger.js';
+import { hash } from 'node:crypto';
 
 export const MANIFEST_NAME = '.aws-msg-manifest.json';
-const VERSION = 1;
+/**
+ * 2: keyed by the SHA-256 of the full URL. Version 1 keyed by the URL with secrets masked, so URLs
+ * differing only in a token shared one record; its records without a masked part are carried over.
+ */
+const VERSION = 2;
+/** What `redactString` puts in place of a secret. */
+const MASK = '***';
 
 export interface ManifestRecord {
   /** Relative name under the destination. */
   path: string;
+  /** The URL with secrets masked, for people reading the file; never used to match. */
+  url?: string;
   etag?: string;
   lastModified?: string;
   bytes?: number;
@@ -23,13 +31,12 @@ export interface ManifestRecord {
 }
 
 /**
- * Records are keyed by the URL with secrets masked: no token reaches the file, and a URL whose
- * token rotates (`?token=...`) still finds its record.
+ * Records are keyed by the SHA-256 of the full URL: no token reaches the file, and two URLs that
+ * differ only in a secret (`?token=A`, `?token=B`) are two resources. A URL whose token rotates is
+ * therefore a new URL each time.
  */
 export function manifestKey(url: string): string {
-  const masked = redactString(url);
-  // The same string object when nothing was masked: one copy per URL is kept, not two.
-  return masked === url ? url : masked;
+  return hash('sha256', url, 'hex');
 }
 
 function isRecord(value: unknown): value is ManifestRecord {
@@ -37,6 +44,7 @@ function isRecord(value: unknown): value is ManifestRecord {
   const r = value as Record<string, unknown>;
   return (
     typeof r['path'] === 'string' &&
+    (r['url'] === undefined || typeof r['url'] === 'string') &&
     (r['etag'] === undefined || typeof r['etag'] === 'string') &&
     (r['lastModified'] === undefined || typeof r['lastModified'] === 'string') &&
     (r['bytes'] === undefined || typeof r['bytes'] === 'number') &&
@@ -44,12 +52,21 @@ function isRecord(value: unknown): value is ManifestRecord {
   );
 }
 
+/** Paths are compared as the name registry compares them: case-insensitively. */
+function pathKey(path: string): string {
+  return path.normalize('NFC').toLowerCase();
+}
+
 export class Manifest {
   private readonly records: Map<string, ManifestRecord>;
+  /** Which record holds each path: one file belongs to one URL. */
+  private readonly owners = new Map<string, string>();
   private changed = false;
 
-  private constructor(records: Map<string, ManifestRecord>) {
+  private constructor(records: Map<string, ManifestRecord>, changed = false) {
     this.records = records;
+    for (const [key, record] of records) this.owners.set(pathKey(record.path), key);
+    this.changed = changed;
   }
 
   static empty(): Manifest {
@@ -73,14 +90,17 @@ export class Manifest {
       files?: unknown;
     };
     const files = doc.files;
-    if (doc.version !== VERSION || files === null || typeof files !== 'object') {
+    if ((doc.version !== VERSION && doc.version !== 1) || files === null || typeof files !== 'object') {
       return { manifest: Manifest.empty(), problem: `not a version ${VERSION} manifest` };
     }
     const records = new Map<string, ManifestRecord>();
     for (const [key, value] of Object.entries(files as Record<string, unknown>)) {
-      if (isRecord(value)) records.set(key, value);
+      if (!isRecord(value)) continue;
+      if (doc.version === VERSION) records.set(key, value);
+      // A version 1 key is the URL itself unless a secret was masked in it: those cannot be matched.
+      else if (!key.includes(MASK)) records.set(manifestKey(key), { ...value, url: key });
     }
-    return { manifest: new Manifest(records) };
+    return { manifest: new Manifest(records, doc.version !== VERSION) };
   }
 
   /** `key` is `manifestKey(url)`; callers compute it once per URL. */
@@ -88,7 +108,20 @@ export class Manifest {
     return this.records.get(key);
   }
 
+  /** The key of the record that holds `path`, if any. */
+  ownerOf(path: string): string | undefined {
+    return this.owners.get(pathKey(path));
+  }
+
+  /** Stores a record; a record of another URL with the same path is dropped (its file is replaced). */
   set(key: string, record: ManifestRecord): void {
+    const previous = this.records.get(key);
+    if (previous !== undefined && this.owners.get(pathKey(previous.path)) === key) {
+      this.owners.delete(pathKey(previous.path));
+    }
+    const owner = this.owners.get(pathKey(record.path));
+    if (owner !== undefined && owner !== key) this.records.delete(owner);
+    this.owners.set(pathKey(record.path), key);
     this.records.set(key, record);
     this.changed = true;
   }

@@ -14,8 +14,12 @@ export interface Validators {
 
 /** Stored next to a disk `.part` so that a later run can resume it safely. */
 export interface ResumeRecord extends Validators {
-  /** Masked URL the partial bytes came from; a different URL never resumes this file. */
-  url: string;
+  /** The manifest key (SHA-256 of the full URL) the partial bytes came from; no other URL resumes them. */
+  key: string;
+  /** The URL with secrets masked, for people; never used to match. */
+  url?: string;
+  /** The size of the whole resource, when known: a resume that reports another size starts over. */
+  totalBytes?: number;
 }
 
 export interface PartialFile {

@@ -32,17 +32,44 @@ describe('manifest', () => {
     expect(read.dirty).toBe(false);
   });
 
-  it('keys records by the URL with its secrets masked', () => {
-    const a = manifestKey('https://cdn.example.com/f.zip?X-Amz-Signature=abc123&token=t1');
+  it('keys records by the SHA-256 of the full URL: no secret in the key, and secrets tell URLs apart', () => {
+    const url = 'https://cdn.example.com/f.zip?X-Amz-Signature=abc123&token=t1';
+    const a = manifestKey(url);
     const b = manifestKey('https://cdn.example.com/f.zip?X-Amz-Signature=def456&token=t2');
-    expect(a).toBe(b);
-    expect(a).not.toContain('abc123');
+    expect(a).toBe(createHash('sha256').update(url).digest('hex'));
+    expect(a).not.toBe(b);
+  });
+
+  it('carries over version 1 records keyed by a URL without a masked secret, and rewrites the file', () => {
+    const plain = 'https://example.com/a.csv';
+    const masked = 'https://example.com/b.csv?token=***';
+    const parsed = Manifest.parse(
+      JSON.stringify({
+        version: 1,
+        files: { [plain]: { path: 'a.csv', updatedAt: 'x' }, [masked]: { path: 'b.csv', updatedAt: 'x' } },
+      }),
+    );
+    expect(parsed.problem).toBeUndefined();
+    expect(parsed.manifest.size).toBe(1);
+    expect(parsed.manifest.get(manifestKey(plain))).toEqual({ path: 'a.csv', url: plain, updatedAt: 'x' });
+    expect(parsed.manifest.dirty).toBe(true);
+    expect(parsed.manifest.serialize()).toContain('"version": 2');
+  });
+
+  it('gives each path to one URL: a new record for a path drops the old owner', () => {
+    const manifest = Manifest.empty();
+    manifest.set('a', { path: 'data.csv', updatedAt: 'x' });
+    manifest.set('b', { path: 'Data.csv', updatedAt: 'y' });
+    expect(manifest.ownerOf('data.csv')).toBe('b');
+    expect(manifest.get('a')).toBeUndefined();
+    manifest.set('b', { path: 'other.csv', updatedAt: 'z' });
+    expect(manifest.ownerOf('data.csv')).toBeUndefined();
   });
 
   it.each([
     ['{broken', 'not valid JSON'],
-    ['null', 'not a version 1 manifest'],
-    ['{"version":2,"files":{}}', 'not a version 1 manifest'],
+    ['null', 'not a version 2 manifest'],
+    ['{"version":3,"files":{}}', 'not a version 2 manifest'],
   ])('treats %j as empty and says why', (text, problem) => {
     const parsed = Manifest.parse(text);
     expect(parsed.manifest.size).toBe(0);
@@ -51,7 +78,7 @@ describe('manifest', () => {
 
   it('drops malformed records and keeps the good ones', () => {
     const parsed = Manifest.parse(
-      JSON.stringify({ version: 1, files: { good: { path: 'g', updatedAt: 'x' }, bad: { path: 7 } } }),
+      JSON.stringify({ version: 2, files: { good: { path: 'g', updatedAt: 'x' }, bad: { path: 7 } } }),
     );
     expect(parsed.manifest.size).toBe(1);
   });

@@ -10,8 +10,10 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
+  mkdirSync,
   readSync,
   rmSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,8 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import {
   AsyncFileWriter,
+  DiskSink,
+  RESUME_RECORD_MIN_BYTES,
   WRITE_BATCHES_QUEUED,
   WRITE_BUFFER_BUDGET_BYTES,
   writeBatchBytes,
@@ -30,6 +34,8 @@ import {
   InThreadSha256,
   hashBatchBytes,
 } from '../../../src/services/download/hash-worker.js';
+import { createLogger } from '../../../src/utils/logger.js';
+import { CaptureStream } from '../../helpers/streams.js';
 
 let dir: string;
 beforeEach(() => {
@@ -293,5 +299,58 @@ describe('buffer budgets', () => {
     // A floor keeps system calls and messages few even with hundreds of downloads.
     expect(writeBatchBytes(1000)).toBe(64 * 1024);
     expect(hashBatchBytes(1000)).toBe(64 * 1024);
+  });
+});
+
+describe('DiskSink', () => {
+  const big = RESUME_RECORD_MIN_BYTES * 2;
+
+  it('removes an older resume record before it truncates the partial file', async () => {
+    // Prepare: a resumable partial of URL a, as a killed run leaves it.
+    const sink = new DiskSink(dir);
+    await sink.prepare();
+    const a = await sink.open({
+      name: 'x.bin',
+      append: false,
+      expectedBytes: big,
+      resume: { key: 'a', etag: '"a"' },
+    });
+    a.stream.write(Buffer.alloc(1000, 65));
+    await a.abort({ key: 'a', etag: '"a"' });
+    expect((await sink.partial('x.bin'))?.record).toEqual({ key: 'a', etag: '"a"' });
+
+    // Act: URL b, without a validator, takes over the name (and could be killed at any moment).
+    const b = await sink.open({ name: 'x.bin', append: false, expectedBytes: big });
+    b.stream.write(Buffer.alloc(500, 66));
+    b.stream.end();
+    await finished(b.stream);
+
+    // Assess: b's bytes are not resumable as a's.
+    expect(await sink.partial('x.bin')).toEqual({ bytes: 500, path: join(dir, 'x.bin.part') });
+  });
+
+  it('commits a file whose resume record cannot be removed, and logs it', async () => {
+    // Prepare
+    const log = new CaptureStream();
+    const sink = new DiskSink(dir, createLogger({ stream: log }));
+    await sink.prepare();
+    const writer = await sink.open({
+      name: 'y.bin',
+      append: false,
+      expectedBytes: big,
+      resume: { key: 'y', etag: '"y"' },
+    });
+    // The record becomes something unlink refuses.
+    unlinkSync(join(dir, 'y.bin.part.json'));
+    mkdirSync(join(dir, 'y.bin.part.json'));
+    writer.stream.end(Buffer.alloc(100, 1));
+    await finished(writer.stream);
+
+    // Act
+    await writer.commit();
+
+    // Assess
+    expect(readFileSync(join(dir, 'y.bin')).equals(Buffer.alloc(100, 1))).toBe(true);
+    expect(log.text()).toContain('resume_record_not_removed');
   });
 });
