@@ -298,29 +298,50 @@ export class SqsQueue {
     );
   }
 
-  private deadLetterBatch(items: Array<{ message: QueueMessage; reason: string }>): Promise<EntryResult[]> {
+  /**
+   * SendMessageBatch limits the whole request's payload, not only each message: ten large poison
+   * messages in one call would fail together, every time. So the batch is cut where the bodies and
+   * attributes add up to {@link DLQ_REQUEST_BYTES}; a message larger than that goes alone.
+   */
+  private async deadLetterBatch(
+    items: Array<{ message: QueueMessage; reason: string }>,
+  ): Promise<EntryResult[]> {
     const dlqUrl = this.dlqUrl as string;
     const fifo = isFifoQueueUrl(dlqUrl);
     const failedAt = new Date().toISOString();
-    return this.sendEntries('SendMessageBatch', items, (entries) =>
-      this.sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: dlqUrl,
-          Entries: entries.map(({ id, item }) => ({
-            Id: id,
-            MessageBody: item.message.body,
-            MessageAttributes: this.deadLetterAttributes(item.message, item.reason, failedAt),
-            ...(fifo
-              ? {
-                  MessageGroupId: groupIdOf(item.message) ?? 'aws-msg',
-                  // The original id: a retried DLQ send within 5 minutes is deduplicated by SQS.
-                  MessageDeduplicationId: item.message.messageId,
-                }
-              : {}),
-          })),
-        }),
+    const prepared = items.map((item) => ({
+      message: item.message,
+      attributes: this.deadLetterAttributes(item.message, item.reason, failedAt),
+    }));
+    const requests = chunkByBytes(
+      prepared,
+      (p) => sendPayloadBytes(p.message.body, p.attributes),
+      DLQ_REQUEST_BYTES,
+    );
+    const results = await Promise.all(
+      requests.map((request) =>
+        this.sendEntries('SendMessageBatch', request, (entries) =>
+          this.sqs.send(
+            new SendMessageBatchCommand({
+              QueueUrl: dlqUrl,
+              Entries: entries.map(({ id, item }) => ({
+                Id: id,
+                MessageBody: item.message.body,
+                MessageAttributes: item.attributes,
+                ...(fifo
+                  ? {
+                      MessageGroupId: groupIdOf(item.message) ?? 'aws-msg',
+                      // The original id: a retried DLQ send within 5 minutes is deduplicated by SQS.
+                      MessageDeduplicationId: item.message.messageId,
+                    }
+                  : {}),
+              })),
+            }),
+          ),
+        ),
       ),
     );
+    return results.flat();
   }
 
   private deadLetterAttributes(
@@ -392,3 +413,41 @@ export class SqsQueue {
 }
 
 export type { EntryResult };
+
+/**
+ * The payload of one SendMessageBatch request: 256 KiB, the limit every queue accepts (SQS allows
+ * up to 1 MiB where the queue's MaximumMessageSize is raised, but a DLQ may not be).
+ */
+const DLQ_REQUEST_BYTES = 256 * 1024;
+
+/** What SQS counts toward a message's size: the body and each attribute's name, type and value. */
+export function sendPayloadBytes(body: string, attributes: Record<string, MessageAttributeValue>): number {
+  let bytes = Buffer.byteLength(body);
+  for (const [name, value] of Object.entries(attributes)) {
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '');
+    bytes +=
+      value.StringValue !== undefined
+        ? Buffer.byteLength(value.StringValue)
+        : (value.BinaryValue?.byteLength ?? 0);
+  }
+  return bytes;
+}
+
+/** Consecutive runs of `items` whose sizes add up to at most `limit` (an oversized item runs alone). */
+export function chunkByBytes<T>(items: readonly T[], size: (item: T) => number, limit: number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const itemBytes = size(item);
+    if (current.length > 0 && bytes + itemBytes > limit) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += itemBytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
