@@ -16,7 +16,11 @@ import {
   type SQSClientConfig,
 } from '@aws-sdk/client-sqs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SQS_MAX_BATCH, SQS_MAX_MESSAGE_ATTRIBUTES } from '../config/constants.js';
+import {
+  SQS_MAX_BATCH,
+  SQS_MAX_MESSAGE_ATTRIBUTES,
+  SQS_MAX_VISIBILITY_TIMEOUT_SECONDS,
+} from '../config/constants.js';
 import type { QueueMessage } from '../services/message-processor.js';
 import { groupIdOf, receiveCountOf } from '../services/message-processor.js';
 import { AppError } from '../utils/errors.js';
@@ -291,7 +295,7 @@ export class SqsQueue {
           Entries: entries.map(({ id, item }) => ({
             Id: id,
             ReceiptHandle: item.message.receiptHandle,
-            VisibilityTimeout: item.seconds,
+            VisibilityTimeout: withinReceiveWindow(item.message, item.seconds),
           })),
         }),
       ),
@@ -450,4 +454,20 @@ export function chunkByBytes<T>(items: readonly T[], size: (item: T) => number, 
   }
   if (current.length > 0) chunks.push(current);
   return chunks;
+}
+
+/**
+ * Our clock reads the receive after SQS made it: a little later for the CLI, and for the Lambda up
+ * to its event source's batching window (at most 300 s) later. Stay that far inside the window.
+ */
+const RECEIVE_WINDOW_MARGIN_SECONDS = 300;
+
+/**
+ * SQS refuses (rather than shortens) a visibility timeout that would end more than 12 hours after
+ * the message was received, so a 12-hour poison backoff, or a heartbeat late in a long hold, would
+ * fail and leave the message to reappear at its current timeout. Ask for what is left instead.
+ */
+export function withinReceiveWindow(message: QueueMessage, seconds: number, now = Date.now()): number {
+  const elapsed = Math.ceil((now - message.receivedAt.getTime()) / 1000) + RECEIVE_WINDOW_MARGIN_SECONDS;
+  return Math.max(0, Math.min(seconds, SQS_MAX_VISIBILITY_TIMEOUT_SECONDS - elapsed));
 }
