@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError, isAppError } from '../utils/errors.js';
-import { silentLogger, type Logger } from '../utils/logger.js';
+import { redactString, silentLogger, type Logger } from '../utils/logger.js';
 import { MicroBatcher } from '../utils/micro-batcher.js';
 import { decideAck, type AckPolicy } from './acknowledgement.js';
 import {
@@ -280,6 +280,12 @@ export class QueueRunner {
         this.reserved -= want;
         break;
       }
+      // An outage found while this receiver waited for room (the batch that failed freed it)
+      // pauses it too: the pause is checked again before receiving.
+      if (this.pausedUntil > Date.now()) {
+        this.reserved -= want;
+        continue;
+      }
       if (want === 0) {
         // Other receivers hold the rest of the quota; stop only once it was all received.
         if (this.reserved === 0) this.stop('max-messages');
@@ -482,7 +488,8 @@ export class QueueRunner {
       case 'delete':
         return this.deleteMessage(message);
       case 'dead-letter': {
-        const sent = await this.o.queue.deadLetter(message, action.reason);
+        // The reason may quote a driver's error, and the DLQ is read by more people than the logs.
+        const sent = await this.o.queue.deadLetter(message, redactString(action.reason));
         if (sent.ok) {
           this.counts.deadLettered++;
           this.logger.info('message_dead_lettered', { ...log, reason: action.reason });

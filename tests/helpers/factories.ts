@@ -74,6 +74,18 @@ export class MemorySink implements Sink {
 
 type Ack = { ok: true } | { ok: false; error: string };
 
+/** A promise the test settles itself: a precondition reached, or a gate it opens. */
+export interface Deferred<T = void> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /**
  * An in-memory queue with SQS's visibility semantics reduced to what the runner observes:
  * messages are handed out once; acknowledgements are recorded.
@@ -82,11 +94,30 @@ export class FakeQueue implements QueuePort {
   readonly deleted: string[] = [];
   readonly visibility: Array<{ messageId: string; seconds: number }> = [];
   readonly deadLettered: Array<{ messageId: string; reason: string }> = [];
-  readonly extended: string[] = [];
+  /** Heartbeat extensions, with the visibility timeout each asked for. */
+  readonly extended: Array<{ messageId: string; seconds: number }> = [];
+  /** When each receive was called (Date.now()) and how many messages it returned. */
+  readonly receiveLog: Array<{ at: number; messages: number }> = [];
   receives = 0;
   deadLetterFails = false;
+  private waiters: Array<{ holds: () => boolean; resolve: () => void }> = [];
 
   constructor(readonly pending: QueueMessage[]) {}
+
+  /**
+   * Resolves once `holds()` is true, checked now and after every queue operation: lets a test
+   * wait for an observable state (a delete, a visibility change) instead of sleeping.
+   */
+  until(holds: () => boolean): Promise<void> {
+    if (holds()) return Promise.resolve();
+    return new Promise<void>((resolve) => this.waiters.push({ holds, resolve }));
+  }
+
+  private changed(): void {
+    const ready = this.waiters.filter((w) => w.holds());
+    this.waiters = this.waiters.filter((w) => !ready.includes(w));
+    for (const waiter of ready) waiter.resolve();
+  }
 
   async receive(options: {
     maxMessages: number;
@@ -95,6 +126,8 @@ export class FakeQueue implements QueuePort {
   }): Promise<QueueMessage[]> {
     this.receives++;
     const batch = this.pending.splice(0, options.maxMessages);
+    this.receiveLog.push({ at: Date.now(), messages: batch.length });
+    this.changed();
     if (batch.length === 0 && options.waitTimeSeconds > 0) {
       // A long poll on an empty queue: wait a little (or until aborted), then return nothing.
       await new Promise<void>((resolve) => {
@@ -110,22 +143,26 @@ export class FakeQueue implements QueuePort {
 
   async delete(message: QueueMessage): Promise<Ack> {
     this.deleted.push(message.messageId);
+    this.changed();
     return { ok: true };
   }
 
   async changeVisibility(message: QueueMessage, seconds: number): Promise<Ack> {
     this.visibility.push({ messageId: message.messageId, seconds });
+    this.changed();
     return { ok: true };
   }
 
   async deadLetter(message: QueueMessage, reason: string): Promise<Ack> {
     if (this.deadLetterFails) return { ok: false, error: 'DLQ unavailable' };
     this.deadLettered.push({ messageId: message.messageId, reason });
+    this.changed();
     return { ok: true };
   }
 
-  async extendVisibility(messages: readonly QueueMessage[]): Promise<QueueMessage[]> {
-    this.extended.push(...messages.map((m) => m.messageId));
+  async extendVisibility(messages: readonly QueueMessage[], seconds: number): Promise<QueueMessage[]> {
+    this.extended.push(...messages.map((m) => ({ messageId: m.messageId, seconds })));
+    this.changed();
     return [];
   }
 

@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { compileSchema } from '../../../src/utils/file-reader.js';
 import { AppError } from '../../../src/utils/errors.js';
 import {
@@ -10,7 +11,7 @@ import {
   type ProcessorPort,
   type QueueRunnerOptions,
 } from '../../../src/services/queue-runner.js';
-import { FakeQueue, MemorySink, queueMessage } from '../../helpers/factories.js';
+import { deferred, FakeQueue, MemorySink, queueMessage } from '../../helpers/factories.js';
 
 const validator = compileSchema<unknown>({ type: 'object' }, 'test');
 
@@ -39,6 +40,33 @@ function runner(
     storeBatchWaitMs: 1,
     ...overrides,
   });
+}
+
+const stored = (batch: readonly QueueMessage[]): Outcome[] =>
+  batch.map((): Outcome => ({ status: 'stored', key: 'k', archived: false }));
+
+/**
+ * Takes over the runner's heartbeat timer (the setInterval of `intervalMs`) so that the test
+ * fires each beat itself. Other intervals run as usual.
+ */
+function manualHeartbeat(intervalMs: number): { beat(): void; restore(): void } {
+  const realSetInterval = globalThis.setInterval;
+  let tick: (() => void) | undefined;
+  const spy = jest.spyOn(globalThis, 'setInterval').mockImplementation(((
+    callback: () => void,
+    ms?: number,
+  ) => {
+    if (ms !== intervalMs) return realSetInterval(callback, ms);
+    tick = callback;
+    return realSetInterval(() => undefined, 2 ** 30);
+  }) as typeof setInterval);
+  return {
+    beat: () => {
+      if (tick === undefined) throw new Error('the runner has not started its heartbeat');
+      tick();
+    },
+    restore: () => spy.mockRestore(),
+  };
 }
 
 function bodies(n: number, groupId?: string): QueueMessage[] {
@@ -92,17 +120,23 @@ describe('QueueRunner', () => {
   });
 
   it('a slow message does not hold back the rest of its receive (no per-batch barrier)', async () => {
+    // Prepare: m-0 is stored only once the nine others of its receive were stored and deleted; a
+    // barrier over the receive would never get there (and the test would time out).
     const order: string[] = [];
+    const queue = new FakeQueue(bodies(10));
     const processor: ProcessorPort = {
       async process(batch) {
-        if (batch.some((m) => m.messageId === 'm-0'))
-          await new Promise((resolve) => setTimeout(resolve, 200));
+        if (batch.some((m) => m.messageId === 'm-0')) await queue.until(() => queue.deleted.length === 9);
         order.push(...batch.map((m) => m.messageId));
-        return batch.map((): Outcome => ({ status: 'stored', key: 'k', archived: false }));
+        return stored(batch);
       },
     };
-    const queue = new FakeQueue(bodies(10));
+
+    // Act
     await runner(queue, processor, { receivers: 1, storeBatchSize: 1 }).run();
+
+    // Assess
+    expect(queue.receiveLog[0]?.messages).toBe(10);
     expect(order[order.length - 1]).toBe('m-0');
     expect(queue.deleted.indexOf('m-0')).toBe(9);
   });
@@ -169,32 +203,80 @@ describe('QueueRunner', () => {
     ).toEqual(['A-3', 'A-4']);
   });
 
+  it('FIFO: a later message of a group delivered while an earlier one waits out its backoff is handed back, not stored', async () => {
+    // Prepare: A-1 fails and is hidden for its backoff; the queue (an emulator that does not
+    // withhold the group) then delivers A-2 in a later receive.
+    const queue = new FakeQueue([queueMessage({ n: 1 }, { messageId: 'A-1', groupId: 'A' })]);
+    const sink = new MemorySink('db', (r) =>
+      r.messageId === 'A-1' ? { error: 'timeout', retryable: true } : undefined,
+    );
+    const running = runner(queue, new MessageProcessor({ sinks: [sink], validator }), {
+      fifo: true,
+      receivers: 1,
+      untilEmpty: false,
+      maxMessages: 2,
+    }).run();
+    await queue.until(() => queue.visibility.some((v) => v.messageId === 'A-1'));
+
+    // Act
+    queue.pending.push(queueMessage({ n: 2 }, { messageId: 'A-2', groupId: 'A' }));
+    const result = await running;
+
+    // Assess
+    expect(result).toMatchObject({ received: 2, stored: 0, failed: 1, released: 1 });
+    expect(sink.batches.flat()).toEqual(['A-1']);
+    const backoff = queue.visibility.find((v) => v.messageId === 'A-1')?.seconds ?? 0;
+    const handedBack = queue.visibility.find((v) => v.messageId === 'A-2')?.seconds ?? 0;
+    expect(backoff).toBeGreaterThanOrEqual(5);
+    // Hidden until after A-1 is visible again (plus a grace of at most 5 s), so A-1 comes first.
+    expect(handedBack).toBeGreaterThanOrEqual(backoff);
+    expect(handedBack).toBeLessThanOrEqual(backoff + 5);
+  });
+
   it('on a signal: stops receiving, releases unstarted messages at once, finishes in-flight work', async () => {
-    const queue = new FakeQueue(bodies(40));
+    // Prepare: one receive of 10 with store batches of 4: two batches start (and are held in the
+    // store until the test lets them finish), m-8 and m-9 wait for a third batch that never fills.
+    const queue = new FakeQueue(bodies(10));
     const signal = new AbortController();
-    let calls = 0;
+    const bothStarted = deferred();
+    const finish = deferred();
+    const processed: string[] = [];
     const processor: ProcessorPort = {
       async process(batch) {
-        calls++;
-        if (calls === 1) {
-          signal.abort();
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        return batch.map((): Outcome => ({ status: 'stored', key: 'k', archived: false }));
+        processed.push(...batch.map((m) => m.messageId));
+        if (processed.length === 8) bothStarted.resolve();
+        await finish.promise;
+        return stored(batch);
       },
     };
-    const result = await runner(queue, processor, {
+    const running = runner(queue, processor, {
       receivers: 1,
-      storeBatchSize: 10,
-      storeBatchWaitMs: 1000,
+      storeBatchSize: 4,
+      storeBatchWaitMs: 60_000,
       untilEmpty: false,
       signal: signal.signal,
     }).run();
-    expect(result.stopReason).toBe('signal');
-    expect(result.stored).toBe(10);
-    expect(result.released).toBe(result.received - 10);
-    expect(queue.visibility.every((v) => v.seconds === 0)).toBe(true);
-    expect(queue.deleted).toHaveLength(10);
+    await bothStarted.promise;
+    const receivesBefore = queue.receives;
+
+    // Act
+    signal.abort();
+    await queue.until(() => queue.visibility.length === 2);
+    finish.resolve();
+    const result = await running;
+
+    // Assess
+    expect(result).toMatchObject({ stopReason: 'signal', received: 10, stored: 8, released: 2, deleted: 8 });
+    expect(result.received).toBeGreaterThan(result.stored);
+    expect(processed).toHaveLength(8);
+    // Released before the in-flight batches finished, and visible again at once.
+    expect(queue.visibility).toEqual([
+      { messageId: 'm-8', seconds: 0 },
+      { messageId: 'm-9', seconds: 0 },
+    ]);
+    expect(queue.deleted.sort()).toEqual(processed.sort());
+    // At most the long poll already running when the signal came.
+    expect(queue.receives).toBeLessThanOrEqual(receivesBefore + 1);
   });
 
   it('after --shutdown-timeout, work still running is released', async () => {
@@ -217,17 +299,91 @@ describe('QueueRunner', () => {
 
   it('a signal during the final drain after --max-messages still bounds it by --shutdown-timeout', async () => {
     const signal = new AbortController();
-    const hanging: ProcessorPort = { process: () => new Promise<Outcome[]>(() => undefined) };
+    const inStore = deferred();
+    const hanging: ProcessorPort = {
+      process: () => {
+        inStore.resolve();
+        return new Promise<Outcome[]>(() => undefined);
+      },
+    };
     const queue = new FakeQueue(bodies(5));
-    setTimeout(() => signal.abort(), 200);
-    const result = await runner(queue, hanging, {
+    const r = runner(queue, hanging, {
       signal: signal.signal,
       shutdownTimeoutMs: 50,
       maxMessages: 2,
       receivers: 1,
-    }).run();
-    expect(result).toMatchObject({ stopReason: 'max-messages', released: 2 });
+    });
+    const running = r.run();
+    // Both messages are received and in the store, which never answers: the run is draining.
+    await inStore.promise;
+    expect(r.snapshot.received).toBe(2);
+    signal.abort();
+    const result = await running;
+    expect(result).toMatchObject({ stopReason: 'max-messages', received: 2, released: 2 });
     expect(queue.visibility.map((v) => v.seconds)).toEqual([0, 0]);
+  });
+
+  it('--max-duration stops receiving, and work still running after --shutdown-timeout is released', async () => {
+    // Prepare: a store that never answers, and more messages than one receive takes.
+    const hanging: ProcessorPort = { process: () => new Promise<Outcome[]>(() => undefined) };
+    const queue = new FakeQueue(bodies(30));
+
+    // Act
+    const result = await runner(queue, hanging, {
+      receivers: 1,
+      maxInFlight: 10,
+      untilEmpty: false,
+      maxDurationMs: 100,
+      shutdownTimeoutMs: 50,
+    }).run();
+
+    // Assess
+    expect(result).toMatchObject({ stopReason: 'max-duration', received: 10, stored: 0, released: 10 });
+    expect(result.durationMs).toBeGreaterThanOrEqual(100);
+    expect(queue.visibility.map((v) => v.seconds)).toEqual(Array.from({ length: 10 }, () => 0));
+    expect(queue.pending).toHaveLength(20);
+  }, 5_000);
+
+  it('pauses receiving after a store batch failed entirely, and goes on once the stores answer', async () => {
+    // Prepare: the first store batch fails as a whole (a store outage); later ones get through.
+    const queue = new FakeQueue(bodies(10));
+    let failedAt = 0;
+    let calls = 0;
+    const processor: ProcessorPort = {
+      async process(batch) {
+        calls++;
+        if (calls > 1) return stored(batch);
+        failedAt = Date.now();
+        return batch.map((): Outcome => ({ status: 'failed', reason: 'store down' }));
+      },
+    };
+
+    // Act: with room for one receive at a time, the next receive waits for the failed batch.
+    const result = await runner(queue, processor, {
+      receivers: 1,
+      batchSize: 5,
+      storeBatchSize: 5,
+      maxInFlight: 5,
+    }).run();
+
+    // Assess
+    expect(result).toMatchObject({ stopReason: 'queue-empty', received: 10, failed: 5, stored: 5 });
+    expect(queue.receiveLog.slice(0, 2).map((r) => r.messages)).toEqual([5, 5]);
+    // The pause after a first outage is 1 s.
+    expect((queue.receiveLog[1]?.at ?? 0) - failedAt).toBeGreaterThanOrEqual(950);
+  });
+
+  it('masks secrets in the reason it sends to the DLQ', async () => {
+    const queue = new FakeQueue([queueMessage({ n: 1 }, { messageId: 'refused' })]);
+    const sink = new MemorySink('db', () => ({
+      error: 'refused by mongodb://app:hunter22-pw@db.example.com:27017/shop',
+      retryable: false,
+    }));
+    const result = await runner(queue, new MessageProcessor({ sinks: [sink], validator })).run();
+    expect(result).toMatchObject({ rejected: 1, deadLettered: 1 });
+    const reason = queue.deadLettered[0]?.reason ?? '';
+    expect(reason).toContain('mongodb://app:***@db.example.com:27017/shop');
+    expect(reason).not.toContain('hunter22-pw');
   });
 
   it('--until-empty does not stop on an empty poll while it still holds messages', async () => {
@@ -264,8 +420,59 @@ describe('QueueRunner', () => {
       heartbeatIntervalMs: 200,
     }).run();
     expect(result.stored).toBe(2);
-    expect(new Set(queue.extended)).toEqual(new Set(['m-0', 'm-1']));
+    expect(new Set(queue.extended.map((e) => e.messageId))).toEqual(new Set(['m-0', 'm-1']));
+    // Each extension is by the visibility timeout: 0 would hand the message to another consumer.
+    expect(queue.extended.every((e) => e.seconds === 2)).toBe(true);
+    expect(result.heartbeats).toBe(queue.extended.length);
     expect(result.heartbeats).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a heartbeat extends only messages that would become visible before the next beat', async () => {
+    // Prepare: a clock the test moves, and beats the test fires. Visibility 30 s, beats every
+    // 10 s: a message is extended once its visibility ends within 10 × 1.5 + 1 = 16 s.
+    const heartbeat = manualHeartbeat(10_000);
+    let now = 1_000_000;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const early = queueMessage({ n: 1 }, { messageId: 'early' });
+      const late = queueMessage({ n: 2 }, { messageId: 'late' });
+      const queue = new FakeQueue([early]);
+      const inStore = { early: deferred(), late: deferred() };
+      const finish = deferred();
+      const processor: ProcessorPort = {
+        async process(batch) {
+          for (const m of batch) inStore[m.messageId as keyof typeof inStore].resolve();
+          await finish.promise;
+          return stored(batch);
+        },
+      };
+      const running = runner(queue, processor, {
+        receivers: 1,
+        batchSize: 1,
+        visibilityTimeoutSeconds: 30,
+        heartbeatIntervalMs: 10_000,
+        untilEmpty: false,
+        maxMessages: 2,
+      }).run();
+      await inStore.early.promise;
+      now += 5_000;
+      queue.pending.push(late);
+      await inStore.late.promise;
+
+      // Act: 15 s after the first receive. early is visible again in 15 s, late in 20 s.
+      now += 10_000;
+      heartbeat.beat();
+      await queue.until(() => queue.extended.length > 0);
+      finish.resolve();
+      const result = await running;
+
+      // Assess
+      expect(queue.extended).toEqual([{ messageId: 'early', seconds: 30 }]);
+      expect(result).toMatchObject({ stored: 2, heartbeats: 1 });
+    } finally {
+      clock.mockRestore();
+      heartbeat.restore();
+    }
   });
 
   it('stops with receive-error on a non-retryable receive failure', async () => {
