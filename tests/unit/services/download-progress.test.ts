@@ -1,4 +1,4 @@
-import { createProgressBar } from '../../../src/services/download/progress-bar.js';
+import { createProgressBar, type ProgressBar } from '../../../src/services/download/progress-bar.js';
 import type { DownloadResult } from '../../../src/services/download/types.js';
 import { CaptureStream } from '../../helpers/streams.js';
 
@@ -17,6 +17,20 @@ class FakeTerminal extends CaptureStream {
   }
 }
 
+type Hooks = Required<Pick<ProgressBar, 'onRunStart' | 'onBytes' | 'onResult'>>;
+
+/** The observer hooks the bar must implement: a renamed or missing hook fails here, not silently. */
+function hooks(bar: ProgressBar): Hooks {
+  expect(bar).toEqual(
+    expect.objectContaining({
+      onRunStart: expect.any(Function),
+      onBytes: expect.any(Function),
+      onResult: expect.any(Function),
+    }),
+  );
+  return bar as Hooks;
+}
+
 function outcome(status: DownloadResult['status']): DownloadResult {
   return { status } as DownloadResult;
 }
@@ -26,13 +40,14 @@ describe('progress bar', () => {
     // Prepare
     const terminal = new FakeTerminal();
     const bar = createProgressBar(terminal);
+    const hooked = hooks(bar);
 
     // Act
-    bar.onRunStart?.(3);
-    bar.onBytes?.(2048);
-    bar.onResult?.(outcome('downloaded'));
-    bar.onResult?.(outcome('failed'));
-    bar.onResult?.(outcome('skipped'));
+    hooked.onRunStart(3);
+    hooked.onBytes(2048);
+    hooked.onResult(outcome('downloaded'));
+    hooked.onResult(outcome('failed'));
+    hooked.onResult(outcome('skipped'));
     bar.stop();
 
     // Assess
@@ -45,8 +60,9 @@ describe('progress bar', () => {
   it('draws nothing when the stream is not a terminal', () => {
     const plain = new CaptureStream();
     const bar = createProgressBar(plain);
-    bar.onRunStart?.(1);
-    bar.onResult?.(outcome('downloaded'));
+    const hooked = hooks(bar);
+    hooked.onRunStart(1);
+    hooked.onResult(outcome('downloaded'));
     bar.stop();
     expect(plain.text()).toBe('');
   });

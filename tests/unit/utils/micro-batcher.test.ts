@@ -63,14 +63,34 @@ describe('MicroBatcher', () => {
   });
 
   it('a throwing batch rejects each of its items', async () => {
+    const batches: number[][] = [];
     const batcher = new MicroBatcher<number, number>({
       maxSize: 2,
       maxDelayMs: 0,
-      run: async () => {
+      run: async (items) => {
+        batches.push(items);
         throw new Error('boom');
       },
     });
-    await expect(Promise.all([batcher.add(1), batcher.add(2)])).rejects.toThrow('boom');
+    const settled = await Promise.allSettled([batcher.add(1), batcher.add(2)]);
+    expect(batches).toEqual([[1, 2]]);
+    expect(settled).toEqual([
+      { status: 'rejected', reason: new Error('boom') },
+      { status: 'rejected', reason: new Error('boom') },
+    ]);
+  });
+
+  it('rejects the items a batch returned no result for, and resolves the others', async () => {
+    const batcher = new MicroBatcher<number, number>({
+      maxSize: 2,
+      maxDelayMs: 0,
+      run: async (items) => items.slice(0, 1),
+    });
+    const settled = await Promise.allSettled([batcher.add(1), batcher.add(2)]);
+    expect(settled).toEqual([
+      { status: 'fulfilled', value: 1 },
+      { status: 'rejected', reason: new Error('batch returned fewer results than items') },
+    ]);
   });
 
   it('cancelPending hands back queued items with the given result and leaves running ones alone', async () => {
