@@ -68,7 +68,8 @@ export function sdkConfig(aws: AwsSettings): {
 } {
   const config: ReturnType<typeof sdkConfig> = { maxAttempts: aws.maxAttempts };
   if (aws.region !== undefined) config.region = aws.region;
+  // A profile wins over static keys, as in the SDK's default chain; never pass both.
   if (aws.profile !== undefined) config.profile = aws.profile;
-  if (aws.credentials !== undefined) config.credentials = aws.credentials;
+  else if (aws.credentials !== undefined) config.credentials = aws.credentials;
   return config;
 }

@@ -23,7 +23,8 @@ import {
   type SendMessagesOptions,
 } from './settings.js';
 import { parseArchiveRule, type ArchiveRule } from '../services/archive-rule.js';
-import { resolveMssqlSettings, type MssqlSettings } from './mssql-settings.js';
+import { MSSQL_OPTIONS, resolveMssqlSettings, type MssqlSettings } from './mssql-settings.js';
+import { parseMongoUri, type MongoUriParts } from './mongo-uri.js';
 
 export type Flags = Record<string, RawValue | undefined>;
 export type Env = Record<string, string | undefined>;
@@ -48,18 +49,22 @@ export function flagName(flags: string): string {
   return long ?? flags;
 }
 
+/**
+ * Registers a secret setting's value for redaction. For a connection string that is its password
+ * (as decoded and as written), which is what drivers and stack traces quote; otherwise the value.
+ */
 function registerSecretValue(value: unknown): void {
   if (typeof value !== 'string') return;
+  let uri: MongoUriParts;
   try {
-    const url = new URL(value);
-    if (url.password) {
-      registerSecret(url.password);
-      return;
-    }
+    uri = parseMongoUri(value);
   } catch {
-    // not a URL: the whole value is the secret
+    // not a connection string: the whole value is the secret
+    registerSecret(value);
+    return;
   }
-  registerSecret(value);
+  registerSecret(uri.password);
+  registerSecret(uri.passwordAsWritten);
 }
 
 /** Human name of the setting for "required" messages: `--queue-url (or SQS_QUEUE_URL)`. */
@@ -87,19 +92,16 @@ export function resolveOptions<S extends SpecTable>(
       raw = flagValue;
       where = flagName(s.flags);
     } else {
-      for (const name of s.env ?? []) {
-        const fromEnv = sources.env[name];
-        if (fromEnv !== undefined && fromEnv !== '') {
-          raw = fromEnv;
-          where = name;
-          break;
-        }
-        const fromFile = sources.dotenv[name];
-        if (fromFile !== undefined && fromFile !== '') {
-          raw = fromFile;
-          where = `${name} (in ${sources.dotenvPath ?? '.env'})`;
-          break;
-        }
+      // Every environment name before any .env name: AWS_DEFAULT_REGION in the environment beats
+      // AWS_REGION in .env, as the environment beats .env for every setting.
+      const name = (s.env ?? []).find((n) => (sources.env[n] ?? '') !== '');
+      const fileName = (s.env ?? []).find((n) => (sources.dotenv[n] ?? '') !== '');
+      if (name !== undefined) {
+        raw = sources.env[name];
+        where = name;
+      } else if (fileName !== undefined) {
+        raw = sources.dotenv[fileName];
+        where = `${fileName} (in ${sources.dotenvPath ?? '.env'})`;
       }
     }
     if (raw === undefined) {
@@ -121,6 +123,12 @@ export function resolveOptions<S extends SpecTable>(
     }
   }
   return out as Resolved<S>;
+}
+
+/** Whether any source sets the setting, valid or not. */
+function isGiven(s: Spec<unknown>, key: string, sources: ConfigSources): boolean {
+  if (s.flags !== undefined && sources.flags[key] !== undefined) return true;
+  return (s.env ?? []).some((n) => (sources.env[n] ?? '') !== '' || (sources.dotenv[n] ?? '') !== '');
 }
 
 function throwIfProblems(problems: string[]): void {
@@ -174,7 +182,7 @@ export interface AwsSettings {
   /** Undefined: the SDK resolves it (AWS_REGION, ~/.aws/config). */
   region?: string;
   profile?: string;
-  /** Static credentials; undefined means the SDK's default credential chain. */
+  /** Static credentials; undefined means the SDK's default credential chain. Never set with `profile`. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** SDK attempts per request, including the first. */
   maxAttempts: number;
@@ -185,20 +193,22 @@ export interface AwsSettings {
 
 export function resolveAwsSettings(sources: ConfigSources, problems: string[]): AwsSettings {
   const raw = resolveOptions(AWS_OPTIONS, sources, problems);
-  const settings: AwsSettings = {
-    maxAttempts: raw.maxAttempts,
-    s3ForcePathStyle: raw.s3ForcePathStyle ?? (raw.s3EndpointUrl ?? raw.endpointUrl) !== undefined,
-  };
+  const settings: AwsSettings = { maxAttempts: raw.maxAttempts, s3ForcePathStyle: false };
   if (raw.region !== undefined) settings.region = raw.region;
   if (raw.profile !== undefined) settings.profile = raw.profile;
-  const sqsEndpoint = raw.sqsEndpointUrl ?? raw.endpointUrl;
-  const s3Endpoint = raw.s3EndpointUrl ?? raw.endpointUrl;
+  // The flag is the most specific thing the user said; AWS_ENDPOINT_URL_SQS/_S3 beat only AWS_ENDPOINT_URL.
+  const endpointFlag = sources.flags['endpointUrl'] !== undefined;
+  const sqsEndpoint = endpointFlag ? raw.endpointUrl : (raw.sqsEndpointUrl ?? raw.endpointUrl);
+  const s3Endpoint = endpointFlag ? raw.endpointUrl : (raw.s3EndpointUrl ?? raw.endpointUrl);
   if (sqsEndpoint !== undefined) settings.sqsEndpoint = sqsEndpoint;
   if (s3Endpoint !== undefined) settings.s3Endpoint = s3Endpoint;
+  settings.s3ForcePathStyle = raw.s3ForcePathStyle ?? s3Endpoint !== undefined;
   if (raw.accessKeyId !== undefined || raw.secretAccessKey !== undefined) {
     if (raw.accessKeyId === undefined || raw.secretAccessKey === undefined) {
       problems.push('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: set both or neither');
-    } else {
+    } else if (raw.profile === undefined) {
+      // A named profile wins over static keys, as in the SDK's own chain (which skips its
+      // environment provider when a profile is set): the keys are not passed then.
       settings.credentials = { accessKeyId: raw.accessKeyId, secretAccessKey: raw.secretAccessKey };
       if (raw.sessionToken !== undefined) settings.credentials.sessionToken = raw.sessionToken;
     }
@@ -259,8 +269,7 @@ export const DEFAULT_MESSAGE_SCHEMA = resolve(PACKAGE_ROOT, 'schemas', 'message.
 /** The database named in a MongoDB URI's path, if any. */
 export function databaseFromMongoUri(uri: string): string | undefined {
   try {
-    const name = decodeURIComponent(new URL(uri).pathname.replace(/^\//, ''));
-    return name === '' ? undefined : name;
+    return parseMongoUri(uri).database;
   } catch {
     return undefined;
   }
@@ -306,7 +315,12 @@ export function resolveStoreSettings(sources: ConfigSources, problems: string[])
   const mssql = resolveMssqlSettings(sources, problems);
   const archiveOptions = resolveOptions(ARCHIVE_OPTIONS, sources, problems);
   const archive = archiveFromOptions(archiveOptions, problems);
-  if (mongo === undefined && mssql === undefined && archiveOptions.archiveBucket === undefined) {
+  // A store whose setting is given but invalid has its own problem line; "none configured" would mislead.
+  const given =
+    isGiven(MONGO_OPTIONS.mongoUri, 'mongoUri', sources) ||
+    isGiven(MSSQL_OPTIONS.mssqlUrl, 'mssqlUrl', sources) ||
+    isGiven(MSSQL_OPTIONS.mssqlHost, 'mssqlHost', sources);
+  if (!given && mongo === undefined && mssql === undefined && archiveOptions.archiveBucket === undefined) {
     problems.push(
       'no store configured: set --mongo-uri (MONGODB_URI), --mssql-url (MSSQL_URL or MSSQL_HOST) and/or --archive-bucket (ARCHIVE_BUCKET)',
     );

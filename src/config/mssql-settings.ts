@@ -100,6 +100,16 @@ function checkHost(host: string, where: string): string {
   return host;
 }
 
+function percentDecode(text: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new MssqlConnectionStringError(
+      `${what} has a "%" not followed by two hex digits (write "%" as %25)`,
+    );
+  }
+}
+
 /** `mssql://user:password@host:port/database?encrypt=...&trustServerCertificate=...&instanceName=...` */
 function parseUrlForm(text: string): MssqlConnectionStringParts {
   let url: URL;
@@ -119,15 +129,17 @@ function parseUrlForm(text: string): MssqlConnectionStringParts {
     server: checkHost(url.hostname.replace(/^\[(.*)\]$/, '$1'), 'the host'),
   };
   if (url.port !== '') parts.port = Number(url.port);
-  if (url.username !== '') parts.user = decodeURIComponent(url.username);
+  if (url.username !== '') parts.user = percentDecode(url.username, 'the user name');
   if (url.password !== '') {
-    parts.password = decodeURIComponent(url.password);
+    parts.password = percentDecode(url.password, 'the password');
     parts.passwordAsWritten = url.password;
   }
   const path = url.pathname.replace(/^\/+|\/+$/g, '');
   if (path.includes('/')) throw new MssqlConnectionStringError('the path must be one database name');
-  if (path !== '') parts.database = decodeURIComponent(path);
+  if (path !== '') parts.database = percentDecode(path, 'the database name');
+  let position = 0;
   for (const [name, value] of url.searchParams) {
+    position++;
     switch (name.toLowerCase()) {
       case 'encrypt':
         parts.encrypt = encryptFrom(value, 'encrypt');
@@ -140,8 +152,9 @@ function parseUrlForm(text: string): MssqlConnectionStringParts {
         parts.instanceName = value.trim();
         break;
       default:
+        // By position, not by name: with an unencoded "?" in the password, the "name" is its tail.
         throw new MssqlConnectionStringError(
-          `unsupported parameter "${name}" (supported: encrypt, trustServerCertificate, instanceName)`,
+          `query parameter ${position} is not supported (supported: encrypt, trustServerCertificate, instanceName)`,
         );
     }
   }
@@ -158,20 +171,24 @@ export function splitAdoConnectionString(
 ): Array<[key: string, value: string, asWritten: string]> {
   const pairs: Array<[string, string, string]> = [];
   let i = 0;
+  // Problems name a part by its position, never by its key: after a password holding an unquoted
+  // ";", the next "key" is the tail of the password.
+  let part = 0;
   const n = text.length;
   while (i < n) {
     while (i < n && (text[i] === ';' || /\s/.test(text[i] ?? ''))) i++;
     if (i >= n) break;
+    part++;
     const eq = text.indexOf('=', i);
     const semi = text.indexOf(';', i);
     if (eq === -1 || (semi !== -1 && semi < eq)) {
       // Never echo the fragment: it may be the tail of a password that held an unquoted ';'.
       throw new MssqlConnectionStringError(
-        `a part has no "=" (wrap values that contain ";" in {braces} or "quotes")`,
+        `part ${part} has no "=" (wrap values that contain ";" in {braces} or "quotes")`,
       );
     }
     const key = text.slice(i, eq).trim().toLowerCase().replace(/\s+/g, ' ');
-    if (key === '') throw new MssqlConnectionStringError('a part has an empty key');
+    if (key === '') throw new MssqlConnectionStringError(`part ${part} has an empty key`);
     i = eq + 1;
     while (i < n && (text[i] === ' ' || text[i] === '\t')) i++;
     const valueStart = i;
@@ -182,7 +199,7 @@ export function splitAdoConnectionString(
       let out = '';
       i++;
       for (;;) {
-        if (i >= n) throw new MssqlConnectionStringError(`the value of "${key}" has no closing ${close}`);
+        if (i >= n) throw new MssqlConnectionStringError(`the value in part ${part} has no closing ${close}`);
         const c = text[i] as string;
         if (c === close) {
           if (text[i + 1] === close) {
@@ -198,7 +215,9 @@ export function splitAdoConnectionString(
       }
       while (i < n && (text[i] === ' ' || text[i] === '\t')) i++;
       if (i < n && text[i] !== ';') {
-        throw new MssqlConnectionStringError(`the value of "${key}" continues after its closing ${close}`);
+        throw new MssqlConnectionStringError(
+          `the value in part ${part} continues after its closing ${close} (double a ${close} inside it)`,
+        );
       }
       value = out;
     } else {
@@ -255,7 +274,7 @@ const IGNORED_ADO_KEYS = new Set([
 
 function parseAdoForm(text: string): MssqlConnectionStringParts {
   const parts: MssqlConnectionStringParts = {};
-  for (const [key, value, asWritten] of splitAdoConnectionString(text)) {
+  for (const [index, [key, value, asWritten]] of splitAdoConnectionString(text).entries()) {
     switch (key) {
       case 'server':
       case 'data source':
@@ -317,7 +336,12 @@ function parseAdoForm(text: string): MssqlConnectionStringParts {
         }
         break;
       default:
-        if (!IGNORED_ADO_KEYS.has(key)) throw new MssqlConnectionStringError(`unsupported key "${key}"`);
+        if (!IGNORED_ADO_KEYS.has(key)) {
+          throw new MssqlConnectionStringError(
+            `part ${index + 1} has an unsupported key (supported: Server, Database, User Id, Password, Encrypt, ` +
+              'TrustServerCertificate, Connection Timeout, Application Name, Max Pool Size)',
+          );
+        }
     }
   }
   if (parts.server === undefined) throw new MssqlConnectionStringError('it names no Server');

@@ -5,8 +5,10 @@
  * document the same names.
  */
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../utils/logger.js';
+import { InvalidMongoUri, parseMongoUri } from './mongo-uri.js';
 import { SQS_MAX_BATCH, SQS_MAX_VISIBILITY_TIMEOUT_SECONDS, SQS_MAX_WAIT_TIME_SECONDS } from './constants.js';
 import {
+  InvalidValue,
   parseBoolean,
   parseBytes,
   parseDurationMs,
@@ -15,6 +17,7 @@ import {
   parseString,
   parseUrl,
   spec,
+  type Parser,
   type Resolved,
 } from './options.js';
 
@@ -69,12 +72,12 @@ export const AWS_OPTIONS = {
   }),
   sqsEndpointUrl: spec({
     env: ['AWS_ENDPOINT_URL_SQS'],
-    description: 'endpoint for SQS only; wins over AWS_ENDPOINT_URL',
+    description: 'endpoint for SQS only; wins over AWS_ENDPOINT_URL, not over --endpoint-url',
     parse: parseUrl(['http', 'https']),
   }),
   s3EndpointUrl: spec({
     env: ['AWS_ENDPOINT_URL_S3'],
-    description: 'endpoint for S3 only; wins over AWS_ENDPOINT_URL',
+    description: 'endpoint for S3 only; wins over AWS_ENDPOINT_URL, not over --endpoint-url',
     parse: parseUrl(['http', 'https']),
   }),
   s3ForcePathStyle: spec({
@@ -84,7 +87,7 @@ export const AWS_OPTIONS = {
   }),
   accessKeyId: spec({
     env: ['AWS_ACCESS_KEY_ID'],
-    description: 'static credentials (default: the SDK credential chain)',
+    description: 'static credentials, unused when a profile is set (default: the SDK credential chain)',
     parse: parseString('an access key id'),
   }),
   secretAccessKey: spec({
@@ -118,13 +121,29 @@ export const QUEUE_URL_OPTION = {
   }),
 };
 
+const MONGO_URI_EXPECTED =
+  'a connection string such as mongodb://user:password@host1:27017,host2:27017/db?replicaSet=rs0 or ' +
+  'mongodb+srv://user:password@cluster.example.net/db (percent-encode special characters)';
+
+/** Checks the shape (scheme, user-info, host list) and returns the string as given, trimmed. */
+const parseMongoUriSpec: Parser<string> = (raw) => {
+  const value = parseString(MONGO_URI_EXPECTED)(raw);
+  try {
+    parseMongoUri(value);
+  } catch (error) {
+    if (error instanceof InvalidMongoUri) throw new InvalidValue(`${MONGO_URI_EXPECTED}; ${error.message}`);
+    throw error;
+  }
+  return value;
+};
+
 export const MONGO_OPTIONS = {
   mongoUri: spec({
     flags: '--mongo-uri <uri>',
     env: ['MONGODB_URI'],
     description: 'MongoDB connection string; enables the MongoDB store',
     secret: true,
-    parse: parseUrl(['mongodb', 'mongodb+srv']),
+    parse: parseMongoUriSpec,
   }),
   mongoDatabase: spec({
     flags: '--mongo-db <name>',

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   DEFAULT_MESSAGE_SCHEMA,
+  databaseFromMongoUri,
   loadGlobalConfig,
   loadProcessSqsSettings,
   loadSendMessagesSettings,
@@ -75,9 +76,10 @@ describe('problems are one line each, naming the source, the value and what is e
         }),
       ),
     );
-    expect(problems).toContain('SQS_RECEIVERS: got "many", expected an integer from 1 to 64');
-    expect(problems).toContain(
-      'MONGODB_URI (in .env): got an invalid value, expected an absolute mongodb or mongodb+srv URL',
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toBe('SQS_RECEIVERS: got "many", expected an integer from 1 to 64');
+    expect(problems[1]).toMatch(
+      /^MONGODB_URI \(in \.env\): got an invalid value, expected a connection string /,
     );
   });
 
@@ -166,6 +168,46 @@ describe('process-sqs settings', () => {
     expect(redactString('auth failed for S3cr3t-Pa55 at db')).toBe('auth failed for *** at db');
   });
 
+  it('accepts a replica-set MONGODB_URI, taking the database from its path and masking its password', () => {
+    // Prepare
+    const uri = 'mongodb://app:Rs-S3cr3t@h1:27017,h2:27017,h3:27017/orders?replicaSet=rs0&authSource=admin';
+
+    // Act
+    const s = loadProcessSqsSettings(sources({ env: { SQS_QUEUE_URL: QUEUE, MONGODB_URI: uri } }));
+
+    // Assess
+    expect(s.mongo).toEqual({ uri, database: 'orders', collection: 'messages' });
+    expect(redactString('auth failed for Rs-S3cr3t')).toBe('auth failed for ***');
+    expect(databaseFromMongoUri('mongodb+srv://u:p@cluster0.example.net/shop%2Deu?w=majority')).toBe(
+      'shop-eu',
+    );
+    expect(databaseFromMongoUri('mongodb://h1,h2/')).toBeUndefined();
+  });
+
+  it.each([
+    ['postgres://u:Pw-1234@h/db', 'it does not start with mongodb:// or mongodb+srv://'],
+    ['mongodb://u:Pw@1234@h/db', 'the user name or password holds an unescaped character'],
+    ['mongodb://u:Pw/1234@h/db', 'the user name or password holds an unescaped character'],
+    ['mongodb://u:Pw-1234@h1:27017,:27017/db', 'expected a host list such as host1:27017,host2:27017'],
+    ['mongodb://u:Pw-1234@h:99999/db', 'expected a host list'],
+    ['mongodb+srv://u:Pw-1234@h1,h2/db', 'mongodb+srv:// takes exactly one host name'],
+    ['mongodb+srv://u:Pw-1234@cluster0.example.net:27017/db', 'a mongodb+srv:// host takes no port'],
+    ['mongodb://u:Pw-1234%zz@h/db', 'the password has a "%" not followed by two hex digits'],
+  ])('refuses the MONGODB_URI %s, saying why, without echoing it or claiming no store is set', (uri, why) => {
+    // Act
+    const problems = problemsOf(() =>
+      loadProcessSqsSettings(sources({ env: { SQS_QUEUE_URL: QUEUE, MONGODB_URI: uri } })),
+    );
+
+    // Assess
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      /^MONGODB_URI: got an invalid value, expected a connection string such as mongodb:\/\//,
+    );
+    expect(problems[0]).toContain(why);
+    expect(problems[0]).not.toContain('1234');
+  });
+
   it('enables the archive with a parsed rule', () => {
     const s = loadProcessSqsSettings(
       sources({
@@ -204,6 +246,48 @@ describe('AWS settings follow the SDK conventions', () => {
       s3Endpoint: 'http://localhost:4566',
       s3ForcePathStyle: true,
     });
+  });
+
+  it('--endpoint-url beats the per-service variables, as a flag beats every variable', () => {
+    const problems: string[] = [];
+    const aws = resolveAwsSettings(
+      sources({
+        flags: { endpointUrl: 'http://flag:4566' },
+        env: { AWS_ENDPOINT_URL_SQS: 'http://env-sqs:9324', AWS_ENDPOINT_URL_S3: 'http://env-s3:5000' },
+      }),
+      problems,
+    );
+    expect(problems).toEqual([]);
+    expect(aws).toMatchObject({ sqsEndpoint: 'http://flag:4566', s3Endpoint: 'http://flag:4566' });
+  });
+
+  it('any variable in the environment beats every variable in .env: AWS_DEFAULT_REGION over .env AWS_REGION', () => {
+    const problems: string[] = [];
+    const aws = resolveAwsSettings(
+      sources({ env: { AWS_DEFAULT_REGION: 'us-east-1' }, dotenv: { AWS_REGION: 'eu-west-1' } }),
+      problems,
+    );
+    expect(aws.region).toBe('us-east-1');
+    const fromFile = resolveAwsSettings(
+      sources({ dotenv: { AWS_DEFAULT_REGION: 'us-east-1', AWS_REGION: 'eu-west-1' } }),
+      problems,
+    );
+    expect(fromFile.region).toBe('eu-west-1');
+  });
+
+  it('a profile wins over static keys, as in the SDK chain: the keys are not passed', () => {
+    const problems: string[] = [];
+    const keys = {
+      AWS_ACCESS_KEY_ID: 'AKIAABCDEFGHIJKLMNOP',
+      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    };
+    const fromFlag = resolveAwsSettings(sources({ flags: { profile: 'prod' }, env: keys }), problems);
+    const fromEnv = resolveAwsSettings(sources({ env: { ...keys, AWS_PROFILE: 'prod' } }), problems);
+    expect(problems).toEqual([]);
+    for (const aws of [fromFlag, fromEnv]) {
+      expect(aws.profile).toBe('prod');
+      expect(aws.credentials).toBeUndefined();
+    }
   });
 
   it('leaves credentials to the SDK chain unless both static keys are given', () => {

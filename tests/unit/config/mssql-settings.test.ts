@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadProcessSqsSettings, type ConfigSources } from '../../../src/config/config-loader.js';
 import {
   MssqlConnectionStringError,
@@ -6,6 +9,7 @@ import {
 } from '../../../src/config/mssql-settings.js';
 import type { ConfigError } from '../../../src/utils/errors.js';
 import { createLogger } from '../../../src/utils/logger.js';
+import { runCli } from '../../helpers/cli.js';
 import { CaptureStream } from '../../helpers/streams.js';
 
 const QUEUE = 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders';
@@ -89,17 +93,25 @@ describe('connection strings that are refused say why, without echoing a value',
   it.each([
     ['postgres://u:hunter22@h/db', 'scheme "postgres" is not mssql or sqlserver'],
     ['mssql://u:hunter22@h/a/b', 'the path must be one database name'],
-    ['mssql://u:hunter22@h/db?ssl=true', 'unsupported parameter "ssl"'],
+    ['mssql://u:hunter22@h/db?ssl=true', 'query parameter 1 is not supported'],
+    // A "?" in an unencoded password starts the query: its tail is no parameter name to echo.
+    ['mssql://u:1/hun?ter22@h', 'query parameter 1 is not supported'],
+    ['mssql://u:hunter22%zz@h/db', 'the password has a "%" not followed by two hex digits'],
+    ['mssql://u%zz:hunter22@h/db', 'the user name has a "%" not followed by two hex digits'],
     ['mssql://u:hun#ter22@h/db', 'not a valid URL'],
     ['mssql://u:hunter22@h/db#x', 'percent-encode it as %23'],
-    ['Server=h;Database=d;User Id=u;Password=hunter22;Colour=blue', 'unsupported key "colour"'],
+    ['Server=h;Database=d;User Id=u;Password=hunter22;Colour=blue', 'part 5 has an unsupported key'],
+    // An unquoted ";" in the password: what follows it looks like a key, and is the password's tail.
+    ['Server=h;Database=d;User Id=u;Password=hun;ter22=ef;', 'part 5 has an unsupported key'],
+    ['Server=h;Password=hun;ter22={x', 'the value in part 3 has no closing }'],
+    ['Server=h;Password=hun;ter22="x"y', 'the value in part 3 continues after its closing "'],
     ['Server=np:\\\\h\\pipe;Password=hunter22', 'only TCP is supported'],
     ['Server=h,99999;Password=hunter22', 'the port in Server: expected an integer from 1 to 65535'],
     ['Server=h;Integrated Security=SSPI;Password=hunter22', 'only SQL Server authentication'],
     ['Server=h;Authentication=Active Directory Password;Password=hunter22', 'only SqlPassword'],
     ['Server=h;Password=hunter22;Encrypt=sometimes', 'Encrypt: expected true, false or strict'],
-    ['Server=h;Password=hun;ter22', 'a part has no "="'],
-    ['Server=h;Password={hunter22', 'the value of "password" has no closing }'],
+    ['Server=h;Password=hun;ter22', 'part 3 has no "="'],
+    ['Server=h;Password={hunter22', 'the value in part 2 has no closing }'],
     ['Database=d;Password=hunter22', 'it names no Server'],
     ['hunter22', 'neither a mssql:// URL nor Key=Value pairs'],
   ])('%s', (text, reason) => {
@@ -115,6 +127,24 @@ describe('connection strings that are refused say why, without echoing a value',
     expect(error).toBeInstanceOf(MssqlConnectionStringError);
     expect((error as Error).message).toContain(reason);
     expect((error as Error).message).not.toMatch(/hunter|ter22/);
+  });
+});
+
+describe('a malformed percent-encoding in MSSQL_URL', () => {
+  it('is a configuration problem naming MSSQL_URL, not an internal error', async () => {
+    // Act
+    const result = await runCli(['process-sqs'], {
+      env: { SQS_QUEUE_URL: QUEUE, MSSQL_URL: 'mssql://u:p%zzS3cret@h/db' },
+      cwd: mkdtempSync(join(tmpdir(), 'aws-msg-mssql-')),
+    });
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /^aws-msg: MSSQL_URL: got an invalid value, expected .*the password has a "%"/,
+    );
+    expect(result.stderr).not.toContain('internal error');
+    expect(result.stderr).not.toContain('S3cret');
   });
 });
 
@@ -222,7 +252,7 @@ describe('resolving the SQL Server settings', () => {
     // Assess
     expect(problems).toHaveLength(3);
     expect(problems[0]).toMatch(
-      /^MSSQL_URL: got an invalid value, expected a connection string .*unsupported parameter "ssl"/,
+      /^MSSQL_URL: got an invalid value, expected a connection string .*query parameter 1 is not supported/,
     );
     expect(problems[1]).toBe('MSSQL_PORT: got "0", expected an integer from 1 to 65535');
     expect(problems[2]).toMatch(
