@@ -8,7 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { flagName, loadGlobalConfig, withFlags, type Env, type Flags } from './config/config-loader.js';
 import { CLI_NAME, ExitCode, type ExitCodeValue } from './config/constants.js';
 import { formatDuration, type Spec, type SpecTable } from './config/options.js';
-import { GLOBAL_OPTIONS } from './config/settings.js';
+import { GLOBAL_OPTIONS, type GlobalSettings } from './config/settings.js';
 import { AppError, isAppError } from './utils/errors.js';
 import { createLogger, redactString, type Logger } from './utils/logger.js';
 import type { CommandContext, CommandDefinition } from './commands/command.js';
@@ -77,8 +77,15 @@ Exit codes:
   130  interrupted by a second SIGINT/SIGTERM
 `;
 
-/** Builds the program. Exported for the argv-table tests. */
-export function buildProgram(io: RunIo, onExit: (code: ExitCodeValue) => void): Command {
+/**
+ * Builds the program. Exported for the argv-table tests. `onGlobal` receives the global settings
+ * once they are resolved (flag > environment > .env), for the top-level catch.
+ */
+export function buildProgram(
+  io: RunIo,
+  onExit: (code: ExitCodeValue) => void,
+  onGlobal: (global: GlobalSettings) => void = () => undefined,
+): Command {
   const program = new Command(CLI_NAME);
   const globalAttributes = addSpecOptions(program, [GLOBAL_OPTIONS]);
   program
@@ -99,6 +106,7 @@ export function buildProgram(io: RunIo, onExit: (code: ExitCodeValue) => void): 
 
   const globalContext = () => {
     const { global, sources } = loadGlobalConfig(pickFlags(program.opts(), globalAttributes), io.env, io.cwd);
+    onGlobal(global);
     return { global, sources };
   };
 
@@ -157,9 +165,16 @@ export function formatError(error: unknown): string {
 /** Runs the CLI and returns the exit code. Never throws. */
 export async function run(argv: readonly string[], io: RunIo): Promise<ExitCodeValue> {
   let exitCode: ExitCodeValue = ExitCode.OK;
-  const program = buildProgram(io, (code) => {
-    exitCode = code;
-  });
+  const resolved: { global?: GlobalSettings } = {};
+  const program = buildProgram(
+    io,
+    (code) => {
+      exitCode = code;
+    },
+    (global) => {
+      resolved.global = global;
+    },
+  );
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
@@ -170,7 +185,9 @@ export async function run(argv: readonly string[], io: RunIo): Promise<ExitCodeV
     }
     io.stderr.write(`${formatError(error)}\n`);
     if (isAppError(error)) return error.exitCode;
-    if (io.env['LOG_LEVEL'] === 'debug' && error instanceof Error && error.stack) {
+    // The log level as config resolved it (--log-level, LOG_LEVEL or .env); a crash while the
+    // global options themselves load has no level yet, and prints no stack.
+    if (resolved.global?.logLevel === 'debug' && error instanceof Error && error.stack) {
       io.stderr.write(`${redactString(error.stack)}\n`);
     }
     return ExitCode.INTERNAL;

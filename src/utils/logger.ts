@@ -42,22 +42,88 @@ export const REDACTED = '[REDACTED]';
 const SECRET_KEY =
   /^pass$|password|passwd|pwd|secret|token|authori[sz]ation|cookie|credential|api[-_]?key|signature|private[-_]?key/i;
 
-const STRING_RULES: ReadonlyArray<readonly [RegExp, string]> = [
-  // scheme://user:password@host -> scheme://user:***@host (mongodb, mongodb+srv, mssql, http...)
-  [/\b([a-z][a-z0-9+.-]*:\/\/)([^:/@\s]*):([^@/\s]+)@/gi, '$1$2:***@'],
-  // Authorization: Bearer xyz / "authorization":"AWS4-HMAC-SHA256 ..." -> redacted to the end of the value
-  [/(\bauthori[sz]ation\b["']?\s*[:=]\s*["']?)[^"'\r\n]+/gi, `$1${REDACTED}`],
+/** Keys whose value is a secret inside text: `password=...`, `"secretAccessKey":"..."`, `MSSQL_PASSWORD={...}`. */
+const SECRET_PAIR_KEY =
+  /\b([A-Za-z_]*(?:password|passwd|pwd|secret|token|accountkey|sharedaccesskey|api[-_]?key)[A-Za-z_]*)(["']?\s*([=:])\s*)/gi;
+
+/** Where the value that starts at `start` ends: a braced or quoted value at its close, else by context. */
+function pairValueEnd(text: string, start: number, sign: string, before: string | undefined): number {
+  const open = text[start];
+  const close = open === '{' ? '}' : open === '"' || open === "'" ? open : undefined;
+  if (close !== undefined) {
+    for (let i = start + 1; i < text.length; i++) {
+      const c = text[i];
+      if (c === '\r' || c === '\n') return i;
+      if (c === '\\' && close !== '}') i++;
+      else if (c === close) {
+        if (text[i + 1] !== close) return i + 1;
+        i++; // a doubled quote or brace is a literal one (ADO)
+      }
+    }
+    return text.length;
+  }
+  // An unquoted ADO or env value runs to ";" or the end of the line ("Password=abc def;" and
+  // "Password=p&ss" are one value each), except in a URL query, where "&" ends it.
+  const inQuery = before === '?' || before === '&';
+  const stop = sign === '=' && !inQuery ? /[;\r\n]/g : /[\s"';,&]/g;
+  stop.lastIndex = start;
+  return stop.exec(text)?.index ?? text.length;
+}
+
+/** Masks the value of every secret key=value or key: value pair in `text`. */
+function maskSecretPairs(text: string): string {
+  let out = '';
+  let last = 0;
+  SECRET_PAIR_KEY.lastIndex = 0;
+  for (let m = SECRET_PAIR_KEY.exec(text); m !== null; m = SECRET_PAIR_KEY.exec(text)) {
+    const [head, key = '', separator = '', sign = ''] = m;
+    const start = m.index + head.length;
+    const end = pairValueEnd(text, start, sign, text[m.index - 1]);
+    const value = text.slice(start, end);
+    // Our own configuration problems read `MSSQL_PASSWORD: got an invalid value, expected ...`:
+    // a setting name, ": " and prose, which holds no value (secret values are never echoed there).
+    const prose =
+      sign === ':' &&
+      /^[A-Z][A-Z0-9_]*$/.test(key) &&
+      /:\s/.test(separator) &&
+      /^[a-z]+$/.test(value) &&
+      (end === text.length || /\s/.test(text[end] ?? ''));
+    if (value === '' || prose) continue;
+    const quote = value[0];
+    // JSON and YAML keep their quotes; an ADO value loses them with the value.
+    const masked = sign === ':' && (quote === '"' || quote === "'") ? `${quote}***${quote}` : '***';
+    out += `${text.slice(last, m.index)}${key}${separator}${masked}`;
+    last = end;
+    SECRET_PAIR_KEY.lastIndex = end;
+  }
+  return out + text.slice(last);
+}
+
+const STRING_RULES: ReadonlyArray<(text: string) => string> = [
+  // scheme://user:password@host -> scheme://user:***@host (mongodb, mongodb+srv, mssql, http...).
+  // The password runs to the last "@" of the token, so an unencoded "/" or "@" in it is masked too;
+  // "host:8080/" is a port, not a password.
+  (text) =>
+    text.replace(
+      /\b([a-z][a-z0-9+.-]*:\/\/)([^:/@\s"'<>]*):(?!\d{1,5}(?:[/?#]|$))[^\s"'<>]+@/gi,
+      '$1$2:***@',
+    ),
+  // Authorization: Bearer xyz / "authorization":"AWS4-HMAC-SHA256 ..." / Cookie: a=b -> to the end of the value
+  (text) =>
+    text.replace(
+      /(\b(?:authori[sz]ation|(?:set-)?cookie)\b["']?\s*[:=]\s*["']?)[^"'\r\n]+/gi,
+      `$1${REDACTED}`,
+    ),
   // AWS SigV4 fragments that can appear on their own (presigned URLs, error dumps)
-  [/\b(Signature|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Credential)=([^\s,&;"']+)/g, '$1=***'],
-  // ADO connection strings may brace or quote a password that holds ';': Password={a;b}
-  [/\b(password|pwd)(\s*=\s*)(\{(?:[^}]|\}\})*\}|"(?:[^"]|"")*"|'(?:[^']|'')*')/gi, '$1$2***'],
-  // key=value and key: value pairs whose key names a secret (connection strings, env dumps)
-  [
-    /\b([A-Za-z_]*(?:password|passwd|pwd|secret|token|accountkey|sharedaccesskey|api[-_]?key)[A-Za-z_]*)(\s*[=:]\s*)("?)([^\s"';,&]+)/gi,
-    '$1$2$3***',
-  ],
+  (text) =>
+    text.replace(
+      /\b(Signature|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Credential)=([^\s,&;"']+)/g,
+      '$1=***',
+    ),
+  // key=value and key: value pairs whose key names a secret (connection strings, env dumps, JSON)
+  maskSecretPairs,
   // AWS access key ids: keep the prefix so operators can still tell which key was used
-  [/\b((?:AKIA|ASIA)[A-Z0-9]{4})[A-Z0-9]{12}\b/g, '$1************'],
+  (text) => text.replace(/\b((?:AKIA|ASIA)[A-Z0-9]{4})[A-Z0-9]{12}\b/g, '$1************'),
 ];
 
 const registeredSecrets = new Set<string>();
@@ -86,7 +152,7 @@ export function redactString(text: string): string {
   for (const secret of registeredSecrets) {
     if (out.includes(secret)) out = out.split(secret).join('***');
   }
-  for (const [pattern, replacement] of STRING_RULES) out = out.replace(pattern, replacement);
+  for (const rule of STRING_RULES) out = rule(out);
   return out;
 }
 

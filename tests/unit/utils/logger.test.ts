@@ -30,6 +30,20 @@ describe('redaction', () => {
       'https://b.s3.amazonaws.com/k?X-Amz-Signature=***&X-Amz-Expires=60',
     ],
     ['key id AKIAIOSFODNN7EXAMPLE used', 'key id AKIAIOSF************ used'],
+    // Secrets that were never registered, in third-party text
+    ['{"password":"hunter22"}', '{"password":"***"}'],
+    ['{"secretAccessKey": "abcdEFGH/ijkl", "region":"eu"}', '{"secretAccessKey": "***", "region":"eu"}'],
+    ["{'token': 'tok 123'}", "{'token': '***'}"],
+    ['Server=h;User Id=u;Password=abc def;Encrypt=true', 'Server=h;User Id=u;Password=***;Encrypt=true'],
+    ['Server=h;Password=p&ss;', 'Server=h;Password=***;'],
+    ['MSSQL_PASSWORD={a;b}', 'MSSQL_PASSWORD=***'],
+    ['MSSQL_PASSWORD=a b c\nLOG_LEVEL=debug', 'MSSQL_PASSWORD=***\nLOG_LEVEL=debug'],
+    ['mongodb://user:pa/ss@host/db', 'mongodb://user:***@host/db'],
+    ['mongodb://user:p@ss/word@h1:27017,h2:27017/db', 'mongodb://user:***@h1:27017,h2:27017/db'],
+    ['Cookie: session=abc123; theme=dark', `Cookie: ${REDACTED}`],
+    ['set-cookie: sid=abc123', `set-cookie: ${REDACTED}`],
+    // In a URL query "&" ends the value, so two URLs that differ after it stay distinct
+    ['https://h/file?token=abc&page=2', 'https://h/file?token=***&page=2'],
   ])('masks %s', (input, output) => {
     expect(redactString(input)).toBe(output);
   });
@@ -39,11 +53,31 @@ describe('redaction', () => {
     expect(redactString(text)).toBe(text);
   });
 
+  it('leaves a port alone: host:8080/ is not user-info, even with an @ later in the URL', () => {
+    const text = 'GET https://files.example.com:8443/u/a@b.com/report.json';
+    expect(redactString(text)).toBe(text);
+  });
+
+  it.each([
+    'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: set both or neither',
+    'MSSQL_PASSWORD: got an invalid value, expected a password',
+    'MONGODB_URI: got an invalid value, expected a connection string',
+    'MSSQL_PASSWORD: set --mssql-url (MSSQL_URL) or MSSQL_HOST as well; without a server SQL Server is not enabled',
+  ])('keeps our own configuration problem intact: %s', (line) => {
+    expect(redactString(line)).toBe(line);
+  });
+
+  it('still masks an upper-case setting with a value after ": "', () => {
+    expect(redactString('AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG')).toBe('AWS_SECRET_ACCESS_KEY: ***');
+    expect(redactString('MSSQL_PASSWORD: hunter22')).toBe('MSSQL_PASSWORD: ***');
+  });
+
   it('masks values under secret-looking keys, at any depth, and inside errors', () => {
     const out = redact({
       password: 'x',
       headers: { Authorization: 'Basic Zm9vOmJhcg==', accept: 'json' },
       credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      cookie: 'session=abc',
       passed: 3,
       error: new Error('connect to mongodb://u:topsecret@h/ failed'),
     }) as Record<string, unknown>;
@@ -51,6 +85,7 @@ describe('redaction', () => {
       password: REDACTED,
       headers: { Authorization: REDACTED, accept: 'json' },
       credentials: REDACTED,
+      cookie: REDACTED,
       passed: 3,
       error: { name: 'Error', message: 'connect to mongodb://u:***@h/ failed' },
     });
@@ -95,6 +130,14 @@ describe('logger', () => {
     expect(line).toMatch(
       /^\S+Z warn {2}message_failed messageId=m-1 reason="timed out" error=\{"name":"Error","message":"boom"/,
     );
+  });
+
+  it('logs a configuration problem line intact', () => {
+    const stream = new CaptureStream();
+    const logger = createLogger({ level: 'info', format: 'json', stream });
+    const problem = 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: set both or neither';
+    logger.error('lambda_config_invalid', { problem });
+    expect(JSON.parse(stream.text())).toMatchObject({ problem });
   });
 
   it('respects the level', () => {
