@@ -4,7 +4,8 @@
  * reach the DLQ, in requests the peer accepts.
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { SqsQueue, type QueueMessage } from '../../src/aws/sqs-handler.js';
+import { SqsQueue } from '../../src/aws/sqs-handler.js';
+import type { QueueMessage } from '../../src/services/message-processor.js';
 import { createQueue, testSqsClient } from '../helpers/aws.js';
 import { describeWithPeers, requirePeer } from '../helpers/peers.js';
 import { receiveAll, sendBodies } from '../helpers/sqs-fixtures.js';
