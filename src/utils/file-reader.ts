@@ -170,10 +170,7 @@ export async function readJsonFile(path: string, options: ReadJsonOptions = {}):
     if (!info.isFile()) throw new AppError('INPUT_NOT_FOUND', `${label}: not a regular file`);
     size = info.size;
   } catch (error) {
-    if (error instanceof AppError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code);
-    throw new AppError('INPUT_NOT_FOUND', `${label}: cannot read the file: ${why}`, { cause: error });
+    throw cannotRead(error, label);
   }
   if (size > maxBytes) {
     throw new AppError(
@@ -181,8 +178,28 @@ export async function readJsonFile(path: string, options: ReadJsonOptions = {}):
       `${label}: the file is ${humanBytes(size)}, above the ${humanBytes(maxBytes)} limit for input files`,
     );
   }
-  const text = await readFile(path, 'utf8');
+  let text: string;
+  try {
+    // The file can change between stat and read (permissions, replaced by a directory).
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw cannotRead(error, label);
+  }
   return parseJsonText(text, label);
+}
+
+function cannotRead(error: unknown, label: string): AppError {
+  if (error instanceof AppError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOENT'
+      ? 'no such file'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EISDIR'
+          ? 'it is a directory'
+          : String(code ?? (error as Error).message);
+  return new AppError('INPUT_NOT_FOUND', `${label}: cannot read the file: ${why}`, { cause: error });
 }
 
 /**
