@@ -26,7 +26,8 @@ BEGIN
         id                 BIGINT IDENTITY(1, 1) NOT NULL UNIQUE CLUSTERED,
         -- The idempotency key: the SQS MessageId, or the --id-field value. A binary collation makes
         -- keys exact and case-sensitive, as in MongoDB. 450 characters = 900 bytes, within the
-        -- index key limit.
+        -- index key limit. Comparisons still ignore trailing spaces ('A1' = 'A1 '), so aws-msg
+        -- refuses keys that end with a space instead of storing two messages in one row.
         message_key        NVARCHAR(450) COLLATE Latin1_General_100_BIN2 NOT NULL PRIMARY KEY NONCLUSTERED,
         message_id         NVARCHAR(128) NOT NULL,
         -- The body exactly as received. ISJSON without a type argument accepts an object or an

@@ -220,6 +220,13 @@ export function recordProblem(record: MessageRecord): string | undefined {
       }
     }
   }
+  // Keys differing only in trailing spaces ("A1" and "A1 ") are one key to SQL Server: "=" and the
+  // primary key pad the shorter with spaces, even under a BIN2 collation. Comparing DATALENGTH in
+  // the MERGE would not help (the primary key would still refuse the second row), so such a key
+  // is refused here rather than stored over another message's row while both are acknowledged.
+  if (record.key.endsWith(' ')) {
+    return 'message_key ends with a space: SQL Server ignores trailing spaces when it compares keys, so it would share a row with the same key without them';
+  }
   if (typeof record.rawBody !== 'string') return 'the body is not text';
   if (!Number.isInteger(record.receiveCount) || record.receiveCount < 0 || record.receiveCount > INT_MAX) {
     return 'receive_count is not an integer from 0 to 2147483647';
@@ -327,6 +334,17 @@ function severityOf(error: unknown): number | undefined {
   return Number.isFinite(value) ? value : undefined;
 }
 
+/**
+ * tarn's TimeoutError: every pooled connection stayed busy for the acquire timeout. It carries no
+ * code or number; mssql prefixes its message. The pool, not a row, is at fault.
+ */
+function isPoolAcquireTimeout(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.constructor.name === 'TimeoutError') return true;
+  if (/^Failed to acquire a connection from the pool/.test(error.message)) return true;
+  return isPoolAcquireTimeout((error as ServerErrorInfo).originalError);
+}
+
 function codeOf(error: unknown): string | undefined {
   if (error === null || typeof error !== 'object') return undefined;
   const info = error as ServerErrorInfo;
@@ -346,6 +364,7 @@ export function classifyMssqlError(error: unknown): MssqlErrorKind {
   if (code === 'EPARAM') return 'record';
   if (code !== undefined && TRANSIENT_CODES.has(code)) return 'transient';
   if (error instanceof sql.ConnectionError || error instanceof sql.TransactionError) return 'transient';
+  if (isPoolAcquireTimeout(error)) return 'transient';
   return 'unknown';
 }
 
@@ -467,9 +486,10 @@ export class MssqlSink implements Sink {
    * Upserts a chunk; when the statement fails for a reason that may lie in its rows, splits the
    * chunk in halves and tries each, down to single rows. A failed statement wrote nothing, so
    * nothing is written twice, and the cost is about 2·log2(n) statements per bad row.
+   * `failed` is the error of this chunk's statement when the caller already ran it.
    */
-  private async upsertIsolating(chunk: Chunk): Promise<ChunkOutcome> {
-    const error = await this.upsertWithDeadlockRetry(chunk);
+  private async upsertIsolating(chunk: Chunk, failed?: unknown): Promise<ChunkOutcome> {
+    const error = failed ?? (await this.upsertWithDeadlockRetry(chunk));
     if (error === undefined) return { results: chunk.map((record) => ({ key: record.key, ok: true })) };
     const kind = classifyMssqlError(error);
     const reason = describeMssqlError(error);
@@ -483,18 +503,58 @@ export class MssqlSink implements Sink {
     }
     this.logger.debug('store_write_isolating', { store: this.name, records: chunk.length, error: reason });
     const middle = Math.ceil(chunk.length / 2);
-    const first = await this.upsertIsolating(chunk.slice(0, middle));
-    const rest = chunk.slice(middle);
-    if (first.storeError !== undefined) {
-      return {
-        results: [...first.results, ...failAll(rest, first.storeError, true)],
-        storeError: first.storeError,
-      };
+    const halves = [chunk.slice(0, middle), chunk.slice(middle)] as const;
+    const errors: unknown[] = [];
+    for (const half of halves) {
+      const halfError = await this.upsertWithDeadlockRetry(half);
+      if (halfError !== undefined && classifyMssqlError(halfError) === 'transient') {
+        // The store failed meanwhile: what is known to be written stays ok, the rest is retried.
+        const halfReason = describeMssqlError(halfError);
+        this.logger.warn('store_write_failed', {
+          store: this.name,
+          records: chunk.length,
+          error: halfReason,
+        });
+        const written = errors.length === 1 && errors[0] === undefined ? halves[0] : [];
+        return {
+          results: [
+            ...written.map((record): ItemResult => ({ key: record.key, ok: true })),
+            ...failAll(chunk.slice(written.length), halfReason, true),
+          ],
+          storeError: halfReason,
+        };
+      }
+      errors.push(halfError);
     }
-    const second = await this.upsertIsolating(rest);
-    const outcome: ChunkOutcome = { results: [...first.results, ...second.results] };
-    if (second.storeError !== undefined) outcome.storeError = second.storeError;
-    return outcome;
+    // An unplaceable error that every part hits alike lies in the statement or the table, not in
+    // a row: isolating further would cost up to 2n-1 statements for the same answer. Record
+    // errors are still isolated, since each half may hold its own bad row and good rows must pass.
+    const [number] = sqlErrorNumbers(error);
+    const uniform =
+      kind === 'unknown' &&
+      number !== undefined &&
+      errors.every((e) => e !== undefined && sqlErrorNumbers(e)[0] === number);
+    if (uniform) return { results: failAll(chunk, reason, true) };
+    const outcomes: ChunkOutcome[] = [];
+    for (const [index, half] of halves.entries()) {
+      const halfError = errors[index];
+      const outcome =
+        halfError === undefined
+          ? { results: half.map((record): ItemResult => ({ key: record.key, ok: true })) }
+          : await this.upsertIsolating(half, halfError);
+      outcomes.push(outcome);
+      if (outcome.storeError !== undefined) {
+        const rest = halves[1];
+        return {
+          results: [
+            ...outcomes.flatMap((o) => o.results),
+            ...(index === 0 ? failAll(rest, outcome.storeError, true) : []),
+          ],
+          storeError: outcome.storeError,
+        };
+      }
+    }
+    return { results: outcomes.flatMap((o) => o.results) };
   }
 
   /** Runs the MERGE; returns the error it ended with, or undefined when it succeeded. */

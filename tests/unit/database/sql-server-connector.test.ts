@@ -360,6 +360,75 @@ describe('isolating the rows at fault', () => {
   });
 });
 
+describe('errors that every row hits', () => {
+  it('stop isolating when both halves fail with the same unplaceable error as the batch', async () => {
+    // Prepare: a trigger that refuses every row (up to 2n-1 statements if isolated to single rows)
+    const server = new FakeMssqlServer();
+    server.refuseRow = () => serverError(50_000, 'writes are disabled by a trigger');
+    const { sink } = await openSink(server);
+
+    // Act
+    const results = await sink.write(messageRecords(64));
+
+    // Assess: the batch and its two halves, then every message is left to be retried
+    expect(server.merges).toHaveLength(3);
+    expect(results).toHaveLength(64);
+    expect(results.every((r) => !r.ok && r.retryable && /50000/.test(r.error))).toBe(true);
+  });
+
+  it('still isolate record errors, which each half may hold its own of', async () => {
+    // Prepare: one bad body in each half
+    const server = new FakeMssqlServer();
+    server.refuseRow = refuseInvalidJson;
+    const { sink } = await openSink(server);
+    const batch = messageRecords(8);
+    const poison = [1, 6].map((i) => {
+      const bad = messageRecord({ rawBody: 'not json' });
+      batch[i] = bad;
+      return bad.key;
+    });
+
+    // Act
+    const results = await sink.write(batch);
+
+    // Assess
+    expect(
+      results
+        .filter((r) => !r.ok)
+        .map((r) => r.key)
+        .sort(),
+    ).toEqual([...poison].sort());
+    expect(server.table.size).toBe(6);
+  });
+});
+
+describe('keys that end with a space', () => {
+  it('are refused for good before they reach SQL Server, which would merge "A1 " into "A1"', async () => {
+    // Prepare
+    const { sink, server } = await openSink();
+    const plain = messageRecord({ key: 'A1' });
+    const padded = messageRecord({ key: 'A1 ' });
+
+    // Act
+    const results = byKey(await sink.write([plain, padded]));
+
+    // Assess
+    expect(results.get('A1')).toEqual({ key: 'A1', ok: true });
+    expect(results.get('A1 ')).toMatchObject({
+      ok: false,
+      retryable: false,
+      error: expect.stringContaining('message_key ends with a space'),
+    });
+    expect([...server.table.keys()]).toEqual(['A1']);
+  });
+
+  it('are refused by recordProblem; other whitespace at the end is a different key to SQL Server', () => {
+    expect(recordProblem(messageRecord({ key: 'order-7  ' }))).toMatch(/ends with a space/);
+    expect(recordProblem(messageRecord({ key: ' order-7' }))).toBeUndefined();
+    expect(recordProblem(messageRecord({ key: 'order-7\t' }))).toBeUndefined();
+  });
+});
+
 describe('store failures fail the batch as retryable, without isolating rows', () => {
   it.each([
     ['a connection error', () => connectionError('ESOCKET')],
@@ -506,6 +575,20 @@ describe('error classification', () => {
       }),
     ],
     ['truncation reported before "terminated"', 'record', preceded],
+    [
+      'no free pooled connection in time (tarn TimeoutError)',
+      'transient',
+      Object.assign(new (class TimeoutError extends Error {})('operation timed out for an unknown reason'), {
+        message: 'Failed to acquire a connection from the pool: operation timed out for an unknown reason',
+      }),
+    ],
+    [
+      'a pool acquire timeout wrapped by the request',
+      'transient',
+      Object.assign(new sql.RequestError('Failed to acquire a connection from the pool: timed out'), {
+        code: undefined,
+      }),
+    ],
     ['an unknown server error', 'unknown', serverError(50_000, 'custom error')],
     ['a plain bug', 'unknown', new TypeError('x is undefined')],
   ])('%s -> %s', (_label, expected, error) => {
