@@ -1,18 +1,35 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { SqsQueue, toQueueMessage } from '../../../src/aws/sqs-handler.js';
+import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
+import { DLQ_ATTRIBUTES, SqsQueue, toQueueMessage } from '../../../src/aws/sqs-handler.js';
+import { createLogger } from '../../../src/utils/logger.js';
 import { queueMessage } from '../../helpers/factories.js';
+import { CaptureStream } from '../../helpers/streams.js';
+
+interface SentEntry {
+  Id: string;
+  MessageBody?: string;
+  MessageAttributes?: Record<string, MessageAttributeValue>;
+}
 
 /**
  * The SDK client is a boundary we don't own: this fake answers batch calls with scripted
  * Successful/Failed lists so that the retry rules can be checked exactly. The same code runs
- * against real emulators in tests/integration/sqs-handler.test.ts.
+ * against real emulators in tests/integration/process-sqs.test.ts and tests/integration/lambda.test.ts.
  */
 function scriptedClient(answers: Array<(entries: Array<{ Id: string }>) => unknown>) {
-  const calls: Array<{ name: string; ids: string[] }> = [];
+  const calls: Array<{ name: string; ids: string[]; queueUrl?: string; entries: SentEntry[] }> = [];
   const client = {
-    async send(command: { constructor: { name: string }; input: { Entries?: Array<{ Id: string }> } }) {
+    async send(command: {
+      constructor: { name: string };
+      input: { QueueUrl?: string; Entries?: SentEntry[] };
+    }) {
       const entries = command.input.Entries ?? [];
-      calls.push({ name: command.constructor.name, ids: entries.map((e) => e.Id) });
+      calls.push({
+        name: command.constructor.name,
+        ids: entries.map((e) => e.Id),
+        ...(command.input.QueueUrl !== undefined ? { queueUrl: command.input.QueueUrl } : {}),
+        entries,
+      });
       const answer = answers.shift();
       if (!answer) throw new Error('unexpected call');
       const result = answer(entries);
@@ -45,7 +62,7 @@ describe('SqsQueue batch acknowledgements', () => {
       { ok: true },
       { ok: false, error: 'ReceiptHandleIsInvalid: stale' },
     ]);
-    expect(calls).toEqual([
+    expect(calls.map(({ name, ids }) => ({ name, ids }))).toEqual([
       { name: 'DeleteMessageBatchCommand', ids: ['0', '1', '2'] },
       { name: 'DeleteMessageBatchCommand', ids: ['1'] },
     ]);
@@ -80,6 +97,87 @@ describe('SqsQueue batch acknowledgements', () => {
     const queue = new SqsQueue({ sqs: client, queueUrl: 'http://q', flushDelayMs: 1 });
     await Promise.all(Array.from({ length: 25 }, () => queue.delete(queueMessage({}))));
     expect(calls.map((c) => c.ids.length)).toEqual([10, 10, 5]);
+  });
+});
+
+describe('SqsQueue dead letters', () => {
+  const ok = (entries: Array<{ Id: string }>) => ({ Successful: entries.map((e) => ({ Id: e.Id })) });
+
+  it("sends the body with every aws-msg attribute, and as many of the producer's attributes as fit in SQS's 10", async () => {
+    // Prepare: one message with 7 producer attributes (only 5 fit beside our 5), one with 2.
+    const { client, calls } = scriptedClient([ok]);
+    const log = new CaptureStream();
+    const queue = new SqsQueue({
+      sqs: client,
+      queueUrl: 'http://q',
+      dlqUrl: 'http://dlq',
+      flushDelayMs: 1,
+      logger: createLogger({ format: 'json', stream: log }),
+    });
+    const crowded = queueMessage(
+      { a: 1 },
+      {
+        messageId: 'crowded',
+        receiveCount: 3,
+        messageAttributes: Object.fromEntries(
+          Array.from({ length: 7 }, (_, i) => [`attr-${i}`, { dataType: 'String', value: `v${i}` }]),
+        ),
+      },
+    );
+    const roomy = queueMessage(
+      { b: 2 },
+      {
+        messageId: 'roomy',
+        messageAttributes: {
+          trace: { dataType: 'String', value: 'abc' },
+          blob: { dataType: 'Binary', value: 'AQID' },
+        },
+      },
+    );
+    const before = Date.now();
+
+    // Act
+    const results = await Promise.all([
+      queue.deadLetter(crowded, 'schema: /amount: must be number'),
+      queue.deadLetter(roomy, 'x'.repeat(2000)),
+    ]);
+
+    // Assess
+    expect(results).toEqual([{ ok: true }, { ok: true }]);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.queueUrl).toBe('http://dlq');
+    const [first, second] = calls[0]?.entries ?? [];
+    const string = (value: unknown) => ({ DataType: 'String', StringValue: value });
+    expect(first?.MessageBody).toBe('{"a":1}');
+    expect(first?.MessageAttributes).toEqual({
+      'attr-0': string('v0'),
+      'attr-1': string('v1'),
+      'attr-2': string('v2'),
+      'attr-3': string('v3'),
+      'attr-4': string('v4'),
+      [DLQ_ATTRIBUTES.reason]: string('schema: /amount: must be number'),
+      [DLQ_ATTRIBUTES.sourceQueue]: string('http://q'),
+      [DLQ_ATTRIBUTES.messageId]: string('crowded'),
+      [DLQ_ATTRIBUTES.receiveCount]: { DataType: 'Number', StringValue: '3' },
+      [DLQ_ATTRIBUTES.failedAt]: string(expect.stringMatching(/^\d{4}-\d\d-\d\dT/)),
+    });
+    const failedAt = Date.parse(first?.MessageAttributes?.[DLQ_ATTRIBUTES.failedAt]?.StringValue ?? '');
+    expect(failedAt).toBeGreaterThanOrEqual(before - 1);
+    expect(failedAt).toBeLessThanOrEqual(Date.now());
+    expect(second?.MessageAttributes).toEqual({
+      trace: string('abc'),
+      blob: { DataType: 'Binary', BinaryValue: Buffer.from([1, 2, 3]) },
+      [DLQ_ATTRIBUTES.reason]: string('x'.repeat(1024)),
+      [DLQ_ATTRIBUTES.sourceQueue]: string('http://q'),
+      [DLQ_ATTRIBUTES.messageId]: string('roomy'),
+      [DLQ_ATTRIBUTES.receiveCount]: { DataType: 'Number', StringValue: '1' },
+      [DLQ_ATTRIBUTES.failedAt]: string(expect.any(String)),
+    });
+    const dropped = log
+      .lines()
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((entry) => entry['event'] === 'dlq_attributes_dropped');
+    expect(dropped).toEqual([expect.objectContaining({ messageId: 'crowded', kept: 5 })]);
   });
 });
 
