@@ -5,7 +5,7 @@
  * visibility on the queue URL it derives from the event source ARN.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createHandler, type ManagedLambdaHandler } from '../../src/aws/lambda-entrypoint.js';
 import { DLQ_ATTRIBUTES } from '../../src/aws/sqs-handler.js';
@@ -31,6 +31,33 @@ import {
   sendBodies,
   testDatabase,
 } from '../helpers/sqs-fixtures.js';
+
+/**
+ * Asserts every attribute aws-msg adds to a dead-lettered message: the reason, the source queue,
+ * the original message id, its receive count (a Number) and when it failed (within the run).
+ */
+function expectDeadLetterAttributes(
+  message: Message,
+  expected: { sourceQueue: string; receiveCount: string; from: number; to: number },
+): void {
+  const attributes = message.MessageAttributes ?? {};
+  expect(attributes).toMatchObject({
+    [DLQ_ATTRIBUTES.reason]: {
+      DataType: 'String',
+      StringValue: expect.stringMatching(/^(invalid JSON|schema): /),
+    },
+    [DLQ_ATTRIBUTES.sourceQueue]: { DataType: 'String', StringValue: expected.sourceQueue },
+    [DLQ_ATTRIBUTES.messageId]: { DataType: 'String', StringValue: expect.stringMatching(/\S/) },
+    [DLQ_ATTRIBUTES.receiveCount]: { DataType: 'Number', StringValue: expected.receiveCount },
+    [DLQ_ATTRIBUTES.failedAt]: {
+      DataType: 'String',
+      StringValue: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    },
+  });
+  const failedAt = Date.parse(attributes[DLQ_ATTRIBUTES.failedAt]?.StringValue ?? '');
+  expect(failedAt).toBeGreaterThanOrEqual(expected.from);
+  expect(failedAt).toBeLessThanOrEqual(expected.to);
+}
 
 describeWithPeers(
   ['sqs', 'mongo', 'moto'],
@@ -116,9 +143,11 @@ describeWithPeers(
       const t = await setup({ collection: 'lambda_mixed' });
       const mixed = mixedBodies(40);
       await sendBodies(sqs, t.queue.url, mixed.bodies);
+      const started = Date.now();
 
       // Act
       const invocations = await deliver(t.queue, t.handler);
+      const finished = Date.now();
 
       // Assess
       expect(invocations.map((i) => i.event.Records.length)).toEqual([10, 10, 10, 10]);
@@ -134,11 +163,59 @@ describeWithPeers(
       const dead = await receiveAll(sqs, t.dlq?.url as string);
       expect(dead).toHaveLength(mixed.invalidJson + mixed.schemaInvalid);
       for (const message of dead) {
-        expect(message.MessageAttributes?.[DLQ_ATTRIBUTES.reason]?.StringValue).toMatch(
-          /^(invalid JSON|schema): /,
-        );
-        expect(message.MessageAttributes?.[DLQ_ATTRIBUTES.sourceQueue]?.StringValue).toBe(t.queue.url);
+        expectDeadLetterAttributes(message, {
+          sourceQueue: t.queue.url,
+          receiveCount: '1',
+          from: started,
+          to: finished,
+        });
       }
+      // Each copy names its own original, by the id and body the function received.
+      const received = new Map(
+        invocations.flatMap((i) => i.event.Records).map((r) => [r.messageId, r.body] as const),
+      );
+      const originals = dead.map((m) => m.MessageAttributes?.[DLQ_ATTRIBUTES.messageId]?.StringValue ?? '');
+      expect(new Set(originals).size).toBe(dead.length);
+      for (const [i, message] of dead.entries()) expect(received.get(originals[i] ?? '')).toBe(message.Body);
+      expect(await queueDepth(sqs, t.queue.url)).toEqual({ visible: 0, inFlight: 0 });
+    });
+
+    it("keeps the producer's message attributes on the DLQ copy, beside aws-msg's own", async () => {
+      // Prepare
+      const t = await setup({ collection: 'lambda_dlq_attributes' });
+      const poison = '{"eventId": "evt-000009", ';
+      const sent = await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: t.queue.url,
+          MessageBody: poison,
+          MessageAttributes: {
+            tenant: { DataType: 'String', StringValue: 'acme' },
+            priority: { DataType: 'Number', StringValue: '7' },
+          },
+        }),
+      );
+      const started = Date.now();
+
+      // Act
+      const [invocation] = await deliver(t.queue, t.handler);
+      const finished = Date.now();
+
+      // Assess
+      expect(invocation?.response.batchItemFailures).toEqual([]);
+      const [copy, ...others] = await receiveAll(sqs, t.dlq?.url as string);
+      expect(others).toEqual([]);
+      expect(copy?.Body).toBe(poison);
+      expectDeadLetterAttributes(copy as Message, {
+        sourceQueue: t.queue.url,
+        receiveCount: '1',
+        from: started,
+        to: finished,
+      });
+      expect(copy?.MessageAttributes).toMatchObject({
+        [DLQ_ATTRIBUTES.messageId]: { StringValue: sent.MessageId },
+        tenant: { DataType: 'String', StringValue: 'acme' },
+        priority: { DataType: 'Number', StringValue: '7' },
+      });
       expect(await queueDepth(sqs, t.queue.url)).toEqual({ visible: 0, inFlight: 0 });
     });
 

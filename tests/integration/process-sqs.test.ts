@@ -2,7 +2,7 @@
  * process-sqs against real peers: an SQS emulator (local-aws-sqs at volume, moto as a small
  * cross-check), a MongoDB-wire server (FerretDB, or MONGODB_URI) and S3 (moto).
  */
-import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { processSqs } from '../../src/services/process-sqs.js';
 import { silentLogger } from '../../src/utils/logger.js';
@@ -22,6 +22,30 @@ import {
   sendBodies,
   testDatabase,
 } from '../helpers/sqs-fixtures.js';
+
+/**
+ * Asserts every attribute aws-msg adds to a dead-lettered message: the reason, the source queue,
+ * the original message id, its receive count (a Number) and when it failed (within the run).
+ */
+function expectDeadLetterAttributes(
+  message: Message,
+  expected: { sourceQueue: string; receiveCount: string; from: number; to: number },
+): void {
+  const attributes = message.MessageAttributes ?? {};
+  expect(attributes).toMatchObject({
+    [DLQ_ATTRIBUTES.reason]: { DataType: 'String', StringValue: expect.stringMatching(/\S/) },
+    [DLQ_ATTRIBUTES.sourceQueue]: { DataType: 'String', StringValue: expected.sourceQueue },
+    [DLQ_ATTRIBUTES.messageId]: { DataType: 'String', StringValue: expect.stringMatching(/\S/) },
+    [DLQ_ATTRIBUTES.receiveCount]: { DataType: 'Number', StringValue: expected.receiveCount },
+    [DLQ_ATTRIBUTES.failedAt]: {
+      DataType: 'String',
+      StringValue: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    },
+  });
+  const failedAt = Date.parse(attributes[DLQ_ATTRIBUTES.failedAt]?.StringValue ?? '');
+  expect(failedAt).toBeGreaterThanOrEqual(expected.from);
+  expect(failedAt).toBeLessThanOrEqual(expected.to);
+}
 
 const PEERS = [
   { peer: 'sqs' as const, volume: 1000 },
@@ -149,12 +173,26 @@ for (const { peer, volume } of PEERS) {
           JSON.stringify(orderEvent(5)),
         ];
         await sendBodies(sqs, t.queue.url, bodies);
+        // A poison message that carries the producer's own attributes, which the DLQ copy keeps.
+        const tagged = '{"eventId": "evt-000006", "tagged": ';
+        const sent = await sqs.send(
+          new SendMessageCommand({
+            QueueUrl: t.queue.url,
+            MessageBody: tagged,
+            MessageAttributes: {
+              tenant: { DataType: 'String', StringValue: 'acme' },
+              priority: { DataType: 'Number', StringValue: '7' },
+            },
+          }),
+        );
+        const started = Date.now();
 
         // Act
         const summary = await processSqs(processSettings(t.env), { logger: silentLogger });
+        const finished = Date.now();
 
         // Assess
-        expect(summary).toMatchObject({ stored: 3, rejected: 2, deadLettered: 2, deleted: 5 });
+        expect(summary).toMatchObject({ stored: 3, rejected: 3, deadLettered: 3, deleted: 6 });
         expect((await t.collection.distinct('key')).sort()).toEqual([
           'evt-000001',
           'evt-000003',
@@ -168,10 +206,24 @@ for (const { peer, volume } of PEERS) {
         expect(reasons[bodies[3] as string]).toBe(
           'schema: /currency: must match pattern "^[A-Z]{3}$" (rule "pattern")',
         );
+        expect(reasons[tagged]).toMatch(/^invalid JSON: /);
         for (const m of dead) {
-          expect(m.MessageAttributes?.[DLQ_ATTRIBUTES.sourceQueue]?.StringValue).toBe(t.queue.url);
-          expect(m.MessageAttributes?.[DLQ_ATTRIBUTES.messageId]?.StringValue).toMatch(/\S/);
+          expectDeadLetterAttributes(m, {
+            sourceQueue: t.queue.url,
+            receiveCount: '1',
+            from: started,
+            to: finished,
+          });
         }
+        // Each copy names its own original.
+        const originals = dead.map((m) => m.MessageAttributes?.[DLQ_ATTRIBUTES.messageId]?.StringValue);
+        expect(new Set(originals).size).toBe(3);
+        const copy = dead.find((m) => m.Body === tagged);
+        expect(copy?.MessageAttributes?.[DLQ_ATTRIBUTES.messageId]?.StringValue).toBe(sent.MessageId);
+        expect(copy?.MessageAttributes).toMatchObject({
+          tenant: { DataType: 'String', StringValue: 'acme' },
+          priority: { DataType: 'Number', StringValue: '7' },
+        });
         expect(await queueDepth(sqs, t.queue.url)).toEqual({ visible: 0, inFlight: 0 });
       });
 
