@@ -15,7 +15,8 @@
  * Visibility changes use the queue URL derived from the record's eventSourceARN and can be turned
  * off (LAMBDA_VISIBILITY_BACKOFF=false); then failures wait out the queue's visibility timeout.
  * Settings, clients and opened sinks live as long as the execution environment: they are built on
- * the first invocation and reused by every later one.
+ * the first invocation and reused by every later one. Opening them is bounded by the invocation's
+ * time less LAMBDA_TIMEOUT_MARGIN; if they are not ready by then, every record is reported failed.
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -34,7 +35,7 @@ import type { QueuePort, RunCounts } from '../services/queue-runner.js';
 import { createSinks, loadMessageValidator, type SinkClients } from '../services/sinks.js';
 import { AppError, ConfigError, describeError } from '../utils/errors.js';
 import type { Validator } from '../utils/file-reader.js';
-import { createLogger, type Logger } from '../utils/logger.js';
+import { createLogger, redactString, type Logger } from '../utils/logger.js';
 import { RequestCounter } from './clients.js';
 import { createSqsClient, isFifoQueueUrl, SqsQueue } from './sqs-handler.js';
 
@@ -211,9 +212,13 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<Timed<T>> {
   }
 }
 
-interface Environment {
+/** The settings and the logger: read synchronously, before anything is awaited. */
+interface Base {
   settings: LambdaSettings;
   logger: Logger;
+}
+
+interface Environment extends Base {
   validator: Validator<unknown>;
   clients: LambdaClients;
   counters: RequestCounters;
@@ -230,6 +235,9 @@ interface QueueEdge {
  * first invocation and kept for the life of the execution environment.
  */
 export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandler {
+  /** Settings come from the environment, which does not change: a bad one stays bad (and is reported each time). */
+  let base: { ok: true; value: Base } | { ok: false; error: unknown } | undefined;
+  let firstInvocation = true;
   let environment: Promise<Environment> | undefined;
   let processor: Promise<MessageProcessor> | undefined;
   const queues = new Map<string, QueueEdge>();
@@ -237,9 +245,22 @@ export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandle
   let lastCounts = { sqs: {} as Record<string, number>, s3: {} as Record<string, number> };
   const random = deps.random ?? Math.random;
 
+  function loadBase(): Base {
+    if (base === undefined) {
+      try {
+        const settings = loadLambdaSettings(deps.env ?? process.env);
+        const logger = deps.logger ?? createLogger({ level: settings.logLevel, format: settings.logFormat });
+        base = { ok: true, value: { settings, logger } };
+      } catch (error) {
+        base = { ok: false, error };
+      }
+    }
+    if (!base.ok) throw base.error;
+    return base.value;
+  }
+
   async function buildEnvironment(): Promise<Environment> {
-    const settings = loadLambdaSettings(deps.env ?? process.env);
-    const logger = deps.logger ?? createLogger({ level: settings.logLevel, format: settings.logFormat });
+    const { settings, logger } = loadBase();
     const validator = await loadMessageValidator(settings.schemaFile);
     const counters: RequestCounters = { sqs: new RequestCounter(), s3: new RequestCounter() };
     const clients = await (deps.createClients ?? defaultClients)(settings, counters);
@@ -279,6 +300,41 @@ export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandle
       throw error;
     });
     return { env, processor: await processor };
+  }
+
+  /**
+   * prepare(), bounded by the invocation's time less the margin: a first connection can take
+   * longer than the whole function timeout (MongoDB's server selection waits 30 s). Undefined when
+   * it did not finish in time; it goes on in the background, for the next invocation.
+   */
+  async function prepareWithin(
+    context: Context,
+  ): Promise<{ env: Environment; processor: MessageProcessor } | undefined> {
+    const { settings, logger } = loadBase();
+    const remainingMs = context.getRemainingTimeInMillis();
+    if (firstInvocation) {
+      firstInvocation = false;
+      if (settings.timeoutMarginMs >= remainingMs) {
+        logger.warn('lambda_timeout_margin_too_large', {
+          timeoutMarginMs: settings.timeoutMarginMs,
+          remainingMs,
+          hint: 'LAMBDA_TIMEOUT_MARGIN leaves no time to store anything: lower it or raise the function timeout',
+        });
+      }
+    }
+    const budgetMs = remainingMs - settings.timeoutMarginMs;
+    const pending = prepare();
+    const ready = await within(pending, budgetMs);
+    if (ready.done) return ready.value;
+    // Its failure, if it fails, is not this invocation's to throw any more; log it when it comes.
+    void pending.catch(logStartFailure);
+    logger.error('lambda_start_out_of_time', {
+      budgetMs: Math.max(0, budgetMs),
+      timeoutMarginMs: settings.timeoutMarginMs,
+      reason:
+        'the stores were not ready within the time left less LAMBDA_TIMEOUT_MARGIN; every record is reported as failed and comes back',
+    });
+    return undefined;
   }
 
   function logStartFailure(error: unknown): void {
@@ -362,7 +418,7 @@ export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandle
           const work = engine
             .process(batch, { fifo })
             .catch((error: unknown): Outcome[] =>
-              batch.map(() => ({ status: 'failed', reason: describeError(error) })),
+              batch.map(() => ({ status: 'failed', reason: redactString(describeError(error)) })),
             );
           const result = await within(work, budgetMs);
           if (result.done) {
@@ -431,7 +487,8 @@ export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandle
           handled[i] = true;
           return;
         case 'dead-letter': {
-          const sent = await edge.queue.deadLetter(message, action.reason);
+          // The reason may quote a driver's error, and the DLQ is read by more people than the logs.
+          const sent = await edge.queue.deadLetter(message, redactString(action.reason));
           if (sent.ok) {
             counts.deadLettered++;
             logger.info('message_dead_lettered', { messageId: message.messageId, reason: action.reason });
@@ -474,6 +531,8 @@ export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandle
       environment?.catch(() => undefined),
       processor?.catch(() => undefined),
     ]);
+    base = undefined;
+    firstInvocation = true;
     environment = undefined;
     processor = undefined;
     queues.clear();
@@ -486,13 +545,20 @@ export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandle
   }
 
   async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-    let prepared: { env: Environment; processor: MessageProcessor };
+    let prepared: { env: Environment; processor: MessageProcessor } | undefined;
     try {
-      prepared = await prepare();
+      prepared = await prepareWithin(context);
     } catch (error) {
       // Thrown, not reported per record: the whole batch comes back, and Lambda's error metrics show it.
       logStartFailure(error);
       throw error;
+    }
+    if (prepared === undefined) {
+      // Answered rather than timed out: a timed-out invocation also fails, but only once Lambda's
+      // timeout has passed, and it says nothing about why.
+      return {
+        batchItemFailures: (event.Records ?? []).map((record) => ({ itemIdentifier: record.messageId })),
+      };
     }
     const { env, processor: engine } = prepared;
     const startedAt = Date.now();

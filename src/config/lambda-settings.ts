@@ -45,8 +45,8 @@ export const LAMBDA_OPTIONS = {
   timeoutMarginMs: spec({
     env: ['LAMBDA_TIMEOUT_MARGIN'],
     description:
-      'time kept back at the end of an invocation: no store batch starts, and one still running is given up, ' +
-      'once less than this remains; what was not stored is reported as failed',
+      'time kept back at the end of an invocation: no store batch starts, and one still running (or the ' +
+      'first connection to the stores) is given up, once less than this remains; what was not stored is reported as failed',
     default: 5000,
     parse: parseDurationMs(0, LAMBDA_MAX_TIMEOUT_MS),
   }),
@@ -83,7 +83,7 @@ export interface LambdaSettings extends StoreSettings {
   idField?: string;
   /** STORE_BATCH_SIZE: records handed to the stores at once; the time budget is checked between chunks. Default 100. */
   chunkSize: number;
-  /** LAMBDA_TIMEOUT_MARGIN. Default 5 s. */
+  /** LAMBDA_TIMEOUT_MARGIN: also bounds the opening of the stores on a cold start. Default 5 s. */
   timeoutMarginMs: number;
   /** LAMBDA_VISIBILITY_BACKOFF. Default true. */
   visibilityBackoff: boolean;

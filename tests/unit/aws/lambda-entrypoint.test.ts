@@ -11,7 +11,7 @@ import { backoffSeconds } from '../../../src/services/acknowledgement.js';
 import { AppError, ConfigError } from '../../../src/utils/errors.js';
 import { createLogger } from '../../../src/utils/logger.js';
 import { REPO_ROOT } from '../../helpers/cli.js';
-import { MemorySink } from '../../helpers/factories.js';
+import { deferred, MemorySink } from '../../helpers/factories.js';
 import { FakeMssqlServer } from '../../helpers/fake-mssql.js';
 import {
   FakeAckQueue,
@@ -335,26 +335,111 @@ describe('Lambda handler', () => {
   });
 
   it('gives up a store batch that is still running at the margin and answers before the timeout', async () => {
-    // Prepare: a store that never answers, 600 ms to live, 300 ms margin.
+    // Prepare: a store that never answers; a warm environment with 400 ms to live and a 300 ms
+    // margin, so the store batch gets 100 ms.
+    const writes: string[][] = [];
     const hung: Sink = {
       name: 'hung',
       open: async () => undefined,
       close: async () => undefined,
-      write: () => new Promise<ItemResult[]>(() => undefined),
+      write: (batch) => {
+        writes.push(batch.map((r) => r.messageId));
+        return new Promise<ItemResult[]>(() => undefined);
+      },
     };
     const h = harness(() => [hung], { LAMBDA_TIMEOUT_MARGIN: '300ms' });
+    await h.handler(sqsEvent([]), fakeContext());
     const records = [sqsRecord({ n: 1 }, { messageId: 'm-1' }), sqsRecord({ n: 2 }, { messageId: 'm-2' })];
-    const started = Date.now();
 
     // Act
-    const response = await h.handler(sqsEvent(records), fakeContext({ timeoutMs: 600 }));
+    const response = await h.handler(sqsEvent(records), fakeContext({ remainingMs: 400 }));
+
+    // Assess: the batch was started, given up, and its messages come back after the backoff.
+    expect(writes).toEqual([['m-1', 'm-2']]);
+    expect(failures(response)).toEqual(['m-1', 'm-2']);
+    expect(h.events('lambda_out_of_time')).toEqual([
+      expect.objectContaining({ level: 'warn', messages: 2, budgetMs: 100 }),
+    ]);
+    expect(h.events('lambda_batch_done')[1]).toMatchObject({ received: 2, failed: 2, batchItemFailures: 2 });
+    const backoff = backoffSeconds(1, 10_000, 15 * 60_000, RANDOM);
+    expect(h.queues.get(QUEUE_URL)?.visibility).toEqual([
+      { messageId: 'm-1', seconds: backoff },
+      { messageId: 'm-2', seconds: backoff },
+    ]);
+  }, 5_000);
+
+  it('reports every record as failed when the stores are not ready within the time left, and uses them once they are', async () => {
+    // Prepare: opening the store (a first connection) takes until the test says; the invocation
+    // has 100 ms more than the 5 s default margin.
+    const opened = deferred();
+    let opens = 0;
+    const sink = new MemorySink();
+    const slowToOpen: Sink = {
+      name: 'slow-to-open',
+      open: async () => {
+        opens++;
+        await opened.promise;
+      },
+      close: () => sink.close(),
+      write: (batch) => sink.write(batch),
+    };
+    const h = harness(() => [slowToOpen]);
+    const records = [sqsRecord({ n: 1 }, { messageId: 'm-1' }), sqsRecord({ n: 2 }, { messageId: 'm-2' })];
+
+    // Act
+    const first = await h.handler(sqsEvent(records), fakeContext({ remainingMs: 5_100 }));
+    opened.resolve();
+    const second = await h.handler(sqsEvent(records), fakeContext());
 
     // Assess
-    const elapsedMs = Date.now() - started;
-    expect(failures(response)).toEqual(['m-1', 'm-2']);
-    expect(elapsedMs).toBeGreaterThanOrEqual(250);
-    expect(elapsedMs).toBeLessThan(600);
-    expect(h.events('lambda_out_of_time')).toHaveLength(1);
+    expect(failures(first)).toEqual(['m-1', 'm-2']);
+    expect(h.events('lambda_start_out_of_time')).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        budgetMs: 100,
+        timeoutMarginMs: 5000,
+        reason: expect.stringMatching(/not ready .* every record is reported as failed/),
+      }),
+    ]);
+    expect(second).toEqual({ batchItemFailures: [] });
+    expect([...sink.records.keys()].sort()).toEqual(['m-1', 'm-2']);
+    // The second invocation took over the opening the first had started.
+    expect(opens).toBe(1);
+    expect(h.events('lambda_timeout_margin_too_large')).toEqual([]);
+  }, 5_000);
+
+  it('warns once when LAMBDA_TIMEOUT_MARGIN leaves no time at the first invocation', async () => {
+    // Prepare
+    const h = harness(() => [new MemorySink()], { LAMBDA_TIMEOUT_MARGIN: '10s' });
+    const event = sqsEvent([sqsRecord({ n: 1 }, { messageId: 'm-1' })]);
+
+    // Act
+    const first = await h.handler(event, fakeContext({ remainingMs: 8_000 }));
+    await h.handler(event, fakeContext({ remainingMs: 8_000 }));
+
+    // Assess
+    expect(failures(first)).toEqual(['m-1']);
+    expect(h.events('lambda_timeout_margin_too_large')).toEqual([
+      expect.objectContaining({ level: 'warn', timeoutMarginMs: 10_000, remainingMs: 8_000 }),
+    ]);
+  });
+
+  it('masks secrets in the reason it sends to the DLQ', async () => {
+    // Prepare: a store that refuses the document with an error quoting its connection string.
+    const refusing = new MemorySink('mongodb', () => ({
+      error: 'refused by mongodb://app:hunter22-pw@db.example.com:27017/shop',
+      retryable: false,
+    }));
+    const h = harness(() => [refusing], { SQS_DLQ_URL: DLQ_URL });
+
+    // Act
+    const response = await h.handler(sqsEvent([sqsRecord({ n: 1 }, { messageId: 'm-1' })]), fakeContext());
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    const [dead] = h.queues.get(QUEUE_URL)?.deadLettered ?? [];
+    expect(dead?.reason).toContain('mongodb://app:***@db.example.com:27017/shop');
+    expect(dead?.reason).not.toContain('hunter22-pw');
   });
 
   it('builds clients, sinks and queue edges once and reuses them across invocations', async () => {
