@@ -9,6 +9,7 @@
  * chained: a group's next message starts only after the previous one was stored.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SQS_MAX_BATCH } from '../config/constants.js';
 import { describeError, isAppError } from '../utils/errors.js';
 import { redactString, silentLogger, type Logger } from '../utils/logger.js';
 import { MicroBatcher } from '../utils/micro-batcher.js';
@@ -109,6 +110,12 @@ interface Held {
   message: QueueMessage;
   visibleUntil: number;
   settled: boolean;
+  /**
+   * Settled, and its acknowledgement (a delete, or a DLQ copy then a delete) is still on its way:
+   * the heartbeat keeps it hidden until then. Acknowledgements that set a visibility of their own
+   * (a backoff, a release) clear this, so the heartbeat never overrides them.
+   */
+  keepHidden?: boolean;
 }
 
 const RECEIVE_ERROR_BACKOFF_MS = [250, 1000, 2000, 5000, 10_000, 20_000];
@@ -450,16 +457,18 @@ export class QueueRunner {
   private settle(entry: Held, outcome: Outcome): void {
     if (entry.settled) return;
     entry.settled = true;
-    this.held.delete(entry.message.receiptHandle);
     this.inFlight--;
     this.wakeCapacityWaiters();
     this.count(outcome);
-    const ack = this.acknowledge(entry.message, outcome).catch((error: unknown) => {
+    const ack = this.acknowledge(entry, outcome).catch((error: unknown) => {
       this.counts.ackErrors++;
       this.logger.error('ack_failed', { messageId: entry.message.messageId, error: describeError(error) });
     });
     this.acks.add(ack);
-    void ack.finally(() => this.acks.delete(ack));
+    void ack.finally(() => {
+      this.acks.delete(ack);
+      this.held.delete(entry.message.receiptHandle);
+    });
   }
 
   private count(outcome: Outcome): void {
@@ -481,8 +490,10 @@ export class QueueRunner {
   }
 
   /** Carries out the acknowledgement contract (see acknowledgement.ts) for one message. */
-  private async acknowledge(message: QueueMessage, outcome: Outcome): Promise<void> {
+  private async acknowledge(entry: Held, outcome: Outcome): Promise<void> {
+    const message = entry.message;
     const action = decideAck(outcome, receiveCountOf(message), this.o);
+    entry.keepHidden = action.kind === 'delete' || action.kind === 'dead-letter';
     const log = { messageId: message.messageId };
     switch (action.kind) {
       case 'delete':
@@ -499,7 +510,7 @@ export class QueueRunner {
         this.logger.error('dead_letter_failed', { ...log, error: sent.error });
         const seconds = Math.round(this.o.poisonBackoffMs / 1000);
         this.blockGroup(message, seconds);
-        return this.setVisibility(message, seconds);
+        return this.setVisibility(entry, seconds);
       }
       case 'retry-later':
         this.logger.debug('message_retry_later', {
@@ -508,9 +519,9 @@ export class QueueRunner {
           reason: action.reason,
         });
         this.blockGroup(message, action.visibilityTimeoutSeconds);
-        return this.setVisibility(message, action.visibilityTimeoutSeconds);
+        return this.setVisibility(entry, action.visibilityTimeoutSeconds);
       case 'release':
-        return this.setVisibility(message, action.visibilityTimeoutSeconds);
+        return this.setVisibility(entry, action.visibilityTimeoutSeconds);
     }
   }
 
@@ -524,7 +535,16 @@ export class QueueRunner {
     this.logger.warn('delete_failed', { messageId: message.messageId, error: result.error });
   }
 
-  private async setVisibility(message: QueueMessage, seconds: number): Promise<void> {
+  /**
+   * Sets the visibility an acknowledgement decided. The heartbeat leaves the message alone from
+   * now on; if one of its requests holding this message is already under way, this one goes
+   * after it, so that the heartbeat's extension cannot land last and undo a backoff or a release.
+   */
+  private async setVisibility(entry: Held, seconds: number): Promise<void> {
+    const message = entry.message;
+    entry.keepHidden = false;
+    const extending = this.extending;
+    if (extending?.messages.has(message)) await extending.done.catch(() => undefined);
     const result = await this.o.queue.changeVisibility(message, seconds);
     if (result.ok) return;
     this.counts.ackErrors++;
@@ -536,27 +556,42 @@ export class QueueRunner {
   }
 
   private heartbeatRunning = false;
+  /** The heartbeat request under way, if any: which messages it extends, and its answer. */
+  private extending: { messages: ReadonlySet<QueueMessage>; done: Promise<unknown> } | undefined;
 
-  /** Extends the visibility of held messages that would become visible before the next tick. */
+  /**
+   * Extends the visibility of held messages that would become visible before the next tick, 10
+   * per request. Each request takes only messages still to be kept hidden at the moment it is
+   * sent: one settled meanwhile may already have a backoff or a release of its own.
+   */
   private async heartbeat(): Promise<void> {
     if (this.heartbeatRunning) return;
     this.heartbeatRunning = true;
+    const stillHidden = (h: Held) => !h.settled || h.keepHidden === true;
     try {
-      const now = Date.now();
-      const horizon = now + this.o.heartbeatIntervalMs * 1.5 + 1000;
-      const due = [...this.held.values()].filter((h) => !h.settled && h.visibleUntil <= horizon);
-      if (due.length === 0) return;
-      const refused = new Set(
-        await this.o.queue.extendVisibility(
-          due.map((h) => h.message),
-          this.o.visibilityTimeoutSeconds,
-        ),
-      );
-      for (const h of due) {
-        if (!refused.has(h.message)) h.visibleUntil = now + this.o.visibilityTimeoutSeconds * 1000;
+      const horizon = Date.now() + this.o.heartbeatIntervalMs * 1.5 + 1000;
+      const due = [...this.held.values()].filter((h) => stillHidden(h) && h.visibleUntil <= horizon);
+      let refusedCount = 0;
+      for (let start = 0; start < due.length; start += SQS_MAX_BATCH) {
+        const slice = due.slice(start, start + SQS_MAX_BATCH).filter(stillHidden);
+        if (slice.length === 0) continue;
+        const sentAt = Date.now();
+        const messages = slice.map((h) => h.message);
+        const done = this.o.queue.extendVisibility(messages, this.o.visibilityTimeoutSeconds);
+        this.extending = { messages: new Set(messages), done };
+        let refused: Set<QueueMessage>;
+        try {
+          refused = new Set(await done);
+        } finally {
+          this.extending = undefined;
+        }
+        for (const h of slice) {
+          if (!refused.has(h.message)) h.visibleUntil = sentAt + this.o.visibilityTimeoutSeconds * 1000;
+        }
+        this.counts.heartbeats += slice.length - refused.size;
+        refusedCount += refused.size;
       }
-      this.counts.heartbeats += due.length - refused.size;
-      if (refused.size > 0) this.logger.warn('heartbeat_refused', { messages: refused.size });
+      if (refusedCount > 0) this.logger.warn('heartbeat_refused', { messages: refusedCount });
     } catch (error) {
       this.logger.warn('heartbeat_failed', { error: describeError(error) });
     } finally {

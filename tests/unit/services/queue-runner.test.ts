@@ -475,6 +475,118 @@ describe('QueueRunner', () => {
     }
   });
 
+  it('a backoff decided while a heartbeat is extending the message goes after the extension', async () => {
+    // Prepare: the heartbeat's request for m is held open until the test lets it answer; m
+    // fails (a store outage) while it is open, so its backoff must not be overtaken by it.
+    const heartbeat = manualHeartbeat(10_000);
+    let now = 1_000_000;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const queue = new FakeQueue([queueMessage({ n: 1 }, { messageId: 'm' })]);
+      const order: string[] = [];
+      const gate = deferred();
+      const extending = deferred();
+      queue.extendVisibility = async (messages) => {
+        extending.resolve();
+        await gate.promise;
+        order.push(...messages.map((m) => `extend ${m.messageId}`));
+        return [];
+      };
+      const changeVisibility = queue.changeVisibility.bind(queue);
+      queue.changeVisibility = async (message, seconds) => {
+        order.push(`backoff ${message.messageId}`);
+        return changeVisibility(message, seconds);
+      };
+      const inStore = deferred();
+      const finish = deferred();
+      const processor: ProcessorPort = {
+        async process(batch) {
+          inStore.resolve();
+          await finish.promise;
+          return batch.map((): Outcome => ({ status: 'failed', reason: 'store down' }));
+        },
+      };
+      const running = runner(queue, processor, {
+        receivers: 1,
+        visibilityTimeoutSeconds: 30,
+        untilEmpty: false,
+        maxMessages: 1,
+      }).run();
+      await inStore.promise;
+
+      // Act: the beat starts extending m; m fails meanwhile; then the extension answers.
+      now += 15_000;
+      heartbeat.beat();
+      await extending.promise;
+      finish.resolve();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      gate.resolve();
+      const result = await running;
+
+      // Assess
+      expect(order).toEqual(['extend m', 'backoff m']);
+      expect(queue.visibility).toEqual([{ messageId: 'm', seconds: expect.any(Number) }]);
+      expect(queue.visibility[0]?.seconds).toBeGreaterThanOrEqual(5);
+      expect(result).toMatchObject({ failed: 1, heartbeats: 1 });
+    } finally {
+      clock.mockRestore();
+      heartbeat.restore();
+    }
+  });
+
+  it('a settled message whose delete is still on its way stays hidden; one with a backoff is left alone', async () => {
+    // Prepare: the delete of "slow" does not answer until the test lets it.
+    const heartbeat = manualHeartbeat(10_000);
+    let now = 1_000_000;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const queue = new FakeQueue([
+        queueMessage({ n: 1 }, { messageId: 'slow' }),
+        queueMessage({ n: 2 }, { messageId: 'failing' }),
+      ]);
+      const deleteGate = deferred();
+      const deleting = deferred();
+      const remove = queue.delete.bind(queue);
+      queue.delete = async (message) => {
+        deleting.resolve();
+        await deleteGate.promise;
+        return remove(message);
+      };
+      const processor: ProcessorPort = {
+        async process(batch) {
+          return batch.map((m): Outcome =>
+            m.messageId === 'slow'
+              ? { status: 'stored', key: 'slow', archived: false }
+              : { status: 'failed', reason: 'store down' },
+          );
+        },
+      };
+      const running = runner(queue, processor, {
+        receivers: 1,
+        visibilityTimeoutSeconds: 30,
+        untilEmpty: false,
+        maxMessages: 2,
+      }).run();
+      await deleting.promise;
+      await queue.until(() => queue.visibility.length === 1);
+
+      // Act
+      now += 15_000;
+      heartbeat.beat();
+      await queue.until(() => queue.extended.length > 0);
+      deleteGate.resolve();
+      const result = await running;
+
+      // Assess
+      expect(queue.extended).toEqual([{ messageId: 'slow', seconds: 30 }]);
+      expect(queue.visibility.map((v) => v.messageId)).toEqual(['failing']);
+      expect(result).toMatchObject({ stored: 1, failed: 1, deleted: 1 });
+    } finally {
+      clock.mockRestore();
+      heartbeat.restore();
+    }
+  });
+
   it('stops with receive-error on a non-retryable receive failure', async () => {
     const queue = new FakeQueue([]);
     queue.receive = async () => {
