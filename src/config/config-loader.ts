@@ -345,10 +345,12 @@ export function loadProcessSqsSettings(
       `--visibility-timeout: got ${o.visibilityTimeoutMs}ms, expected whole seconds (SQS granularity)`,
     );
   }
-  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? Math.max(1000, Math.floor(o.visibilityTimeoutMs / 3));
-  if (heartbeatIntervalMs >= o.visibilityTimeoutMs) {
+  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? Math.max(250, Math.floor(o.visibilityTimeoutMs / 3));
+  // At most half: a message is extended when its visibility ends within 1.5 beats, so a beat that
+  // runs late (a busy event loop, a slow request) still lands before the message reappears.
+  if (heartbeatIntervalMs > o.visibilityTimeoutMs / 2) {
     problems.push(
-      `--heartbeat-interval: got ${heartbeatIntervalMs}ms, expected less than --visibility-timeout (${o.visibilityTimeoutMs}ms)`,
+      `--heartbeat-interval: got ${heartbeatIntervalMs}ms, expected at most half of --visibility-timeout (${Math.floor(o.visibilityTimeoutMs / 2)}ms)`,
     );
   }
   if (o.retryBackoffMaxMs < o.retryBackoffMs) {

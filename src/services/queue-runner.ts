@@ -152,6 +152,8 @@ export class QueueRunner {
   private releasing = false;
   /** Consecutive store batches in which every message failed transiently (a store outage). */
   private storeOutageStreak = 0;
+  /** Failed store batches counted so far: a batch counts only if none was counted while it ran. */
+  private outagesCounted = 0;
   private pausedUntil = 0;
   private readonly counts: RunCounts = {
     received: 0,
@@ -173,8 +175,9 @@ export class QueueRunner {
       maxSize: options.storeBatchSize,
       maxDelayMs: options.storeBatchWaitMs,
       run: async (batch) => {
+        const countedBefore = this.outagesCounted;
         const outcomes = await options.processor.process(batch, { fifo: options.fifo });
-        this.observeStores(outcomes);
+        this.observeStores(outcomes, countedBefore);
         return outcomes;
       },
     });
@@ -251,9 +254,11 @@ export class QueueRunner {
    * A store batch in which every message failed transiently means a store is down. Receiving
    * more would only cycle messages through the queue, spend requests and raise their receive
    * counts towards the redrive limit, so receiving pauses (1 s, doubling, up to 30 s) until a
-   * batch gets through. A --until-empty run gives up after a few such batches.
+   * batch gets through. A --until-empty run gives up after a few such batches. Batches already
+   * under way when a failure was counted saw the same outage, so they do not count again: a
+   * 5-second blip that fails four concurrent batches is one failure, not four.
    */
-  private observeStores(outcomes: readonly Outcome[]): void {
+  private observeStores(outcomes: readonly Outcome[], countedBefore: number): void {
     if (outcomes.some((o) => o.status === 'stored')) {
       if (this.storeOutageStreak > 0) this.logger.info('stores_recovered', { after: this.storeOutageStreak });
       this.storeOutageStreak = 0;
@@ -261,6 +266,8 @@ export class QueueRunner {
       return;
     }
     if (outcomes.length === 0 || !outcomes.every((o) => o.status === 'failed')) return;
+    if (countedBefore !== this.outagesCounted) return;
+    this.outagesCounted++;
     this.storeOutageStreak++;
     const pauseMs = Math.min(
       STORE_OUTAGE_PAUSE_MS.first * 2 ** (this.storeOutageStreak - 1),

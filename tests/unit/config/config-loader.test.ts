@@ -118,7 +118,7 @@ describe('problems are one line each, naming the source, the value and what is e
       ),
     );
     expect(problems).toEqual([
-      '--heartbeat-interval: got 45000ms, expected less than --visibility-timeout (30000ms)',
+      '--heartbeat-interval: got 45000ms, expected at most half of --visibility-timeout (15000ms)',
       '--retry-backoff-max: got 60000ms, expected at least --retry-backoff (300000ms)',
       '--dlq-url: must differ from --queue-url',
     ]);

@@ -373,6 +373,31 @@ describe('QueueRunner', () => {
     expect((queue.receiveLog[1]?.at ?? 0) - failedAt).toBeGreaterThanOrEqual(950);
   });
 
+  it('--until-empty: store batches failed together by one blip count once, not once each', async () => {
+    // Prepare: four batches of 10 are stored at once, and all four fail together.
+    const queue = new FakeQueue(bodies(40));
+    const allIn = deferred();
+    let started = 0;
+    const processor: ProcessorPort = {
+      async process(batch) {
+        if (++started === 4) allIn.resolve();
+        await allIn.promise;
+        return batch.map((): Outcome => ({ status: 'failed', reason: 'store down' }));
+      },
+    };
+
+    // Act
+    const result = await runner(queue, processor, {
+      receivers: 4,
+      batchSize: 10,
+      storeBatchSize: 10,
+      maxInFlight: 40,
+    }).run();
+
+    // Assess: one outage (a 1 s pause), then an empty queue, not a store-unavailable stop.
+    expect(result).toMatchObject({ stopReason: 'queue-empty', received: 40, failed: 40 });
+  });
+
   it('masks secrets in the reason it sends to the DLQ', async () => {
     const queue = new FakeQueue([queueMessage({ n: 1 }, { messageId: 'refused' })]);
     const sink = new MemorySink('db', () => ({
