@@ -52,6 +52,21 @@ describe('acknowledgement contract', () => {
     });
   });
 
+  it('keeps every visibility it asks for within what SQS accepts (0 s to 12 h)', () => {
+    const long = { ...policy, hasDlq: false, poisonBackoffMs: 24 * 3_600_000 };
+    expect(decideAck({ status: 'rejected', reason: 'schema' }, 1, long)).toMatchObject({
+      visibilityTimeoutSeconds: 43_200,
+    });
+    expect(decideAck({ status: 'released', reason: 'fifo', delaySeconds: 50_000 }, 1, policy)).toEqual({
+      kind: 'release',
+      visibilityTimeoutSeconds: 43_200,
+    });
+    expect(decideAck({ status: 'released', reason: 'fifo', delaySeconds: -3 }, 1, policy)).toEqual({
+      kind: 'release',
+      visibilityTimeoutSeconds: 0,
+    });
+  });
+
   it('backoff jitter stays between half and all of the exponential value, within SQS limits', () => {
     expect(backoffSeconds(1, 10_000, 60_000, () => 0)).toBe(5);
     expect(backoffSeconds(1, 10_000, 60_000, () => 1)).toBe(10);
