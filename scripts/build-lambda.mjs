@@ -10,7 +10,8 @@
  * The AWS SDK is bundled, not taken from the runtime. The SDK the nodejs22.x runtime ships is
  * whatever version AWS put there, and it changes under a deployed function without a deploy;
  * bundling runs exactly the versions package-lock.json pins and the tests ran, and esbuild keeps
- * only the two clients (SQS, S3) and what they use, which is a fraction of the runtime's copy.
+ * only the three clients (SQS, S3, and Secrets Manager for MONGODB_URI_SECRET_ARN /
+ * MSSQL_URL_SECRET_ARN) and what they use, which is a fraction of the runtime's copy.
  *
  * The zip is reproducible: fixed timestamps and a fixed file order, so the same sources give the
  * same bytes and `sam deploy` uploads only when something changed.
@@ -38,6 +39,9 @@ const EXTERNAL = [
   'gcp-metadata',
   'socks',
 ];
+
+// The SDK clients the handler builds; each must end up in the bundle.
+const BUNDLED_CLIENTS = ['@aws-sdk/client-sqs', '@aws-sdk/client-s3', '@aws-sdk/client-secrets-manager'];
 
 // CommonJS dependencies (mssql, tedious, winston...) call require() for Node's built-ins and read
 // __dirname; an ESM bundle has neither, so they are defined up front under names no module uses.
@@ -168,10 +172,16 @@ async function main() {
     const name = match ? match[1] : 'aws-msg';
     byPackage.set(name, (byPackage.get(name) ?? 0) + bytesInOutput);
   }
+  // The SDK clients the function builds must be in the bundle, not left to the runtime's copy.
+  const missing = BUNDLED_CLIENTS.filter((name) => !byPackage.has(name));
+  if (missing.length > 0) throw new Error(`not bundled: ${missing.join(', ')}`);
   const largest = [...byPackage.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
   console.log(`${relative(ROOT, BUNDLE)}: ${formatBytes(bundleBytes)} (${bundleBytes} bytes)`);
   console.log(
     `${relative(ROOT, ZIP)}: ${formatBytes(zipBytes)} (${zipBytes} bytes), ${entries.length} files`,
+  );
+  console.log(
+    `SDK clients: ${BUNDLED_CLIENTS.map((name) => `${name} ${formatBytes(byPackage.get(name))}`).join(', ')}`,
   );
   console.log(`largest parts: ${largest.map(([name, bytes]) => `${name} ${formatBytes(bytes)}`).join(', ')}`);
 }

@@ -18,10 +18,17 @@
  * the first invocation and reused by every later one. Opening them is bounded by the invocation's
  * time less LAMBDA_TIMEOUT_MARGIN; if they are not ready by then, every record is reported failed.
  */
+import type { GetSecretValueCommand, GetSecretValueCommandOutput } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Env } from '../config/config-loader.js';
-import { loadLambdaSettings, type LambdaSettings } from '../config/lambda-settings.js';
+import {
+  loadLambdaSettings,
+  SECRET_BACKED,
+  withSecretValues,
+  type LambdaSettings,
+  type SecretBacked,
+} from '../config/lambda-settings.js';
 import type { Sink } from '../database/sink.js';
 import { decideAck, type AckPolicy } from '../services/acknowledgement.js';
 import {
@@ -35,8 +42,8 @@ import type { QueuePort, RunCounts } from '../services/queue-runner.js';
 import { createSinks, loadMessageValidator, type SinkClients } from '../services/sinks.js';
 import { AppError, ConfigError, describeError } from '../utils/errors.js';
 import type { Validator } from '../utils/file-reader.js';
-import { createLogger, redactString, type Logger } from '../utils/logger.js';
-import { RequestCounter } from './clients.js';
+import { createLogger, redactString, registerSecret, type Logger } from '../utils/logger.js';
+import { RequestCounter, sdkConfig } from './clients.js';
 import { createSqsClient, isFifoQueueUrl, SqsQueue } from './sqs-handler.js';
 
 export type LambdaHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -83,6 +90,17 @@ export interface LambdaHandlerDeps {
   ) => AckQueue;
   /** Jitter for backoffs, as in `decideAck`. Default `Math.random`. */
   random?: () => number;
+  /**
+   * Builds the Secrets Manager client that reads MONGODB_URI_SECRET_ARN / MSSQL_URL_SECRET_ARN on
+   * a cold start; it is destroyed once they are read. Default: a `SecretsManagerClient`.
+   */
+  createSecretsClient?: (settings: LambdaSettings) => SecretsClient | Promise<SecretsClient>;
+}
+
+/** What the handler uses of a `SecretsManagerClient`. */
+export interface SecretsClient {
+  send(command: GetSecretValueCommand): Promise<Pick<GetSecretValueCommandOutput, 'SecretString'>>;
+  destroy(): void;
 }
 
 export interface RequestCounters {
@@ -163,6 +181,63 @@ async function defaultClients(settings: LambdaSettings, counters: RequestCounter
     );
   }
   return clients;
+}
+
+async function defaultSecretsClient(settings: LambdaSettings): Promise<SecretsClient> {
+  const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+  return new SecretsManagerClient({
+    ...sdkConfig(settings.aws),
+    ...(settings.secretsEndpoint !== undefined ? { endpoint: settings.secretsEndpoint } : {}),
+  });
+}
+
+/**
+ * Reads the secrets the settings name and returns the settings with their stores resolved. Each
+ * value is registered for redaction before anything can quote it. A failure names the variable and
+ * the ARN (never a value) and is not a configuration problem: the next invocation tries again.
+ */
+async function readSecrets(
+  settings: LambdaSettings,
+  env: Env,
+  createClient: NonNullable<LambdaHandlerDeps['createSecretsClient']>,
+): Promise<LambdaSettings> {
+  const arns = settings.secretArns;
+  if (arns === undefined) return settings;
+  const { GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+  const client = await createClient(settings);
+  try {
+    const entries = await Promise.all(
+      (Object.entries(arns) as Array<[SecretBacked, string]>).map(async ([key, arn]) => {
+        const name = SECRET_BACKED[key].arnEnv;
+        let value: string | undefined;
+        try {
+          value = (await client.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString;
+        } catch (error) {
+          throw new AppError(
+            'DEPENDENCY_UNAVAILABLE',
+            `${name}: could not read secret ${arn}: ${describeError(error)}`,
+            { retryable: true, cause: error },
+          );
+        }
+        if (value === undefined || value.trim() === '') {
+          throw new AppError('DEPENDENCY_UNAVAILABLE', `${name}: secret ${arn} has no SecretString`, {
+            retryable: true,
+          });
+        }
+        registerSecret(value.trim());
+        return [key, value.trim()] as const;
+      }),
+    );
+    try {
+      return withSecretValues(settings, env, Object.fromEntries(entries));
+    } catch (error) {
+      // A bad value is fixed in the secret, not in the function: not remembered, so retried.
+      const problems = error instanceof ConfigError ? error.problems : [describeError(error)];
+      throw new AppError('DEPENDENCY_UNAVAILABLE', problems.join('; '), { retryable: true });
+    }
+  } finally {
+    client.destroy();
+  }
 }
 
 function defaultQueue(
@@ -260,7 +335,13 @@ export function createHandler(deps: LambdaHandlerDeps = {}): ManagedLambdaHandle
   }
 
   async function buildEnvironment(): Promise<Environment> {
-    const { settings, logger } = loadBase();
+    const base = loadBase();
+    const { logger } = base;
+    const settings = await readSecrets(
+      base.settings,
+      deps.env ?? process.env,
+      deps.createSecretsClient ?? defaultSecretsClient,
+    );
     const validator = await loadMessageValidator(settings.schemaFile);
     const counters: RequestCounters = { sqs: new RequestCounter(), s3: new RequestCounter() };
     const clients = await (deps.createClients ?? defaultClients)(settings, counters);

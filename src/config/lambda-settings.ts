@@ -19,8 +19,45 @@ import {
   type Env,
   type StoreSettings,
 } from './config-loader.js';
-import { parseBoolean, parseDurationMs, parseUrl, spec, type Resolved } from './options.js';
+import {
+  InvalidValue,
+  parseBoolean,
+  parseDurationMs,
+  parseUrl,
+  spec,
+  type RawValue,
+  type Resolved,
+} from './options.js';
 import { GLOBAL_OPTIONS, PROCESS_SQS_OPTIONS } from './settings.js';
+
+/** `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>`. */
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$/;
+
+function parseSecretArn(raw: RawValue): string {
+  const value = typeof raw === 'string' ? raw.trim() : '';
+  if (!SECRET_ARN.test(value)) {
+    throw new InvalidValue(
+      'a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
+    );
+  }
+  return value;
+}
+
+/** The store settings a secret can hold, and the variable its value stands for. */
+export const SECRET_BACKED = {
+  mongoUri: { arnEnv: 'MONGODB_URI_SECRET_ARN', valueEnv: 'MONGODB_URI' },
+  mssqlUrl: { arnEnv: 'MSSQL_URL_SECRET_ARN', valueEnv: 'MSSQL_URL' },
+} as const;
+export type SecretBacked = keyof typeof SECRET_BACKED;
+
+/**
+ * Stand-ins used only to check the other store settings before the secrets are read; their result
+ * is thrown away. Their passwords are under 4 characters, which are never registered for redaction.
+ */
+const PLACEHOLDERS: Record<SecretBacked, string> = {
+  mongoUri: 'mongodb://secret.invalid/',
+  mssqlUrl: 'Server=secret.invalid;Database=secret;User Id=secret;Password=x',
+};
 
 /** Lambda's own limit on a function's timeout. */
 const LAMBDA_MAX_TIMEOUT_MS = 15 * 60_000;
@@ -61,6 +98,32 @@ export const LAMBDA_OPTIONS = {
 };
 export type LambdaOptions = Resolved<typeof LAMBDA_OPTIONS>;
 
+/**
+ * Secrets the function reads itself on a cold start, so that their values are never in its
+ * configuration. Kept apart from LAMBDA_OPTIONS: these have no place in a CLI's .env file.
+ */
+export const LAMBDA_SECRET_OPTIONS = {
+  mongoUriSecretArn: spec({
+    env: ['MONGODB_URI_SECRET_ARN'],
+    description:
+      'ARN of a Secrets Manager secret whose SecretString is the MongoDB URI, read on the first invocation ' +
+      'instead of MONGODB_URI (so the URI is not in the function configuration)',
+    parse: parseSecretArn,
+  }),
+  mssqlUrlSecretArn: spec({
+    env: ['MSSQL_URL_SECRET_ARN'],
+    description:
+      'ARN of a Secrets Manager secret whose SecretString is the SQL Server connection string, read on the ' +
+      'first invocation instead of MSSQL_URL',
+    parse: parseSecretArn,
+  }),
+  secretsEndpoint: spec({
+    env: ['AWS_ENDPOINT_URL_SECRETS_MANAGER', 'AWS_ENDPOINT_URL'],
+    description: 'Secrets Manager endpoint (an emulator)',
+    parse: parseUrl(['http', 'https']),
+  }),
+};
+
 export interface LambdaSettings extends StoreSettings {
   aws: AwsSettings;
   /** LOG_LEVEL. Default `info`. */
@@ -87,6 +150,13 @@ export interface LambdaSettings extends StoreSettings {
   timeoutMarginMs: number;
   /** LAMBDA_VISIBILITY_BACKOFF. Default true. */
   visibilityBackoff: boolean;
+  /**
+   * MONGODB_URI_SECRET_ARN / MSSQL_URL_SECRET_ARN: secrets still to read. While set, the store they
+   * stand for is absent from these settings; `withSecretValues` resolves it from the values.
+   */
+  secretArns?: Partial<Record<SecretBacked, string>>;
+  /** AWS_ENDPOINT_URL_SECRETS_MANAGER, else AWS_ENDPOINT_URL. */
+  secretsEndpoint?: string;
 }
 
 /**
@@ -108,8 +178,22 @@ export function loadLambdaSettings(env: Env, cwd: string = process.cwd()): Lambd
   const sources: ConfigSources = { flags: {}, env, dotenv: {} };
   const problems: string[] = [];
   const aws = resolveAwsSettings(sources, problems);
-  const o = resolveOptions(LAMBDA_OPTIONS, sources, problems);
-  const stores = resolveStoreSettings(sources, problems);
+  const o = {
+    ...resolveOptions(LAMBDA_OPTIONS, sources, problems),
+    ...resolveOptions(LAMBDA_SECRET_OPTIONS, sources, problems),
+  };
+  const secretArns: Partial<Record<SecretBacked, string>> = {};
+  if (o.mongoUriSecretArn !== undefined) secretArns.mongoUri = o.mongoUriSecretArn;
+  if (o.mssqlUrlSecretArn !== undefined) secretArns.mssqlUrl = o.mssqlUrlSecretArn;
+  for (const key of Object.keys(secretArns) as SecretBacked[]) {
+    const { arnEnv, valueEnv } = SECRET_BACKED[key];
+    if ((env[valueEnv] ?? '') !== '') problems.push(`${arnEnv}: set it or ${valueEnv}, not both`);
+  }
+  const hasSecrets = Object.keys(secretArns).length > 0;
+  // With secrets, the other store settings are checked now over stand-ins, and resolved once read.
+  const stores = hasSecrets
+    ? (resolveStoreSettings({ ...sources, env: withValues(env, placeholdersFor(secretArns)) }, problems), {})
+    : resolveStoreSettings(sources, problems);
   if (o.retryBackoffMaxMs < o.retryBackoffMs) {
     problems.push(
       `SQS_RETRY_BACKOFF_MAX: got ${o.retryBackoffMaxMs}ms, expected at least SQS_RETRY_BACKOFF (${o.retryBackoffMs}ms)`,
@@ -137,5 +221,49 @@ export function loadLambdaSettings(env: Env, cwd: string = process.cwd()): Lambd
   if (o.queueUrl !== undefined) settings.queueUrl = o.queueUrl;
   if (o.dlqUrl !== undefined) settings.dlqUrl = o.dlqUrl;
   if (o.idField !== undefined) settings.idField = o.idField;
+  if (hasSecrets) settings.secretArns = secretArns;
+  if (o.secretsEndpoint !== undefined) settings.secretsEndpoint = o.secretsEndpoint;
   return settings;
+}
+
+function placeholdersFor(arns: Partial<Record<SecretBacked, string>>): Partial<Record<SecretBacked, string>> {
+  const out: Partial<Record<SecretBacked, string>> = {};
+  for (const key of Object.keys(arns) as SecretBacked[]) out[key] = PLACEHOLDERS[key];
+  return out;
+}
+
+function withValues(env: Env, values: Partial<Record<SecretBacked, string>>): Env {
+  const out: Env = { ...env };
+  for (const [key, value] of Object.entries(values) as Array<[SecretBacked, string]>) {
+    out[SECRET_BACKED[key].valueEnv] = value;
+  }
+  return out;
+}
+
+/**
+ * The settings once the secrets are read: the stores resolved from the environment with each
+ * secret's value in place of its variable (registered for redaction like any secret setting).
+ * Throws a ConfigError whose problems name the secret's variable, never quoting its value.
+ */
+export function withSecretValues(
+  settings: LambdaSettings,
+  env: Env,
+  values: Partial<Record<SecretBacked, string>>,
+): LambdaSettings {
+  const problems: string[] = [];
+  const stores = resolveStoreSettings({ flags: {}, env: withValues(env, values), dotenv: {} }, problems);
+  if (problems.length > 0) {
+    throw new ConfigError(
+      problems.map((problem) => {
+        let line = problem;
+        for (const key of Object.keys(values) as SecretBacked[]) {
+          const { arnEnv, valueEnv } = SECRET_BACKED[key];
+          line = line.replaceAll(valueEnv, `${valueEnv} (the secret in ${arnEnv})`);
+        }
+        return line;
+      }),
+    );
+  }
+  const { secretArns: _read, mongo: _m, mssql: _s, archive: _a, ...rest } = settings;
+  return { ...rest, ...stores };
 }

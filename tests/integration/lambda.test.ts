@@ -5,11 +5,13 @@
  * visibility on the queue URL it derives from the event source ARN.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createHandler, type ManagedLambdaHandler } from '../../src/aws/lambda-entrypoint.js';
 import { DLQ_ATTRIBUTES } from '../../src/aws/sqs-handler.js';
-import { silentLogger } from '../../src/utils/logger.js';
+import { parseMongoUri } from '../../src/config/mongo-uri.js';
+import { createLogger, silentLogger, type Logger } from '../../src/utils/logger.js';
 import {
   createBucket,
   createQueue,
@@ -17,12 +19,15 @@ import {
   TEST_REGION,
   testS3Client,
   testSqsClient,
+  uniqueName,
   type TestQueue,
 } from '../helpers/aws.js';
 import { fakeContext, settleLikeLambda, sqsEventFromMessages } from '../helpers/lambda-events.js';
 import { describeWithPeers, requirePeer } from '../helpers/peers.js';
+import { CaptureStream } from '../helpers/streams.js';
 import {
   listKeys,
+  isFerretDb,
   mixedBodies,
   orderEvent,
   ORDER_SCHEMA,
@@ -87,6 +92,7 @@ describeWithPeers(
       fifo?: boolean;
       dlq?: boolean;
       extra?: Record<string, string>;
+      logger?: Logger;
     }) {
       const fifo = options.fifo ?? false;
       const queue = await createQueue(sqs, { fifo, visibilityTimeout: 60 });
@@ -111,7 +117,7 @@ describeWithPeers(
         ...(dlq ? { SQS_DLQ_URL: dlq.url } : {}),
         ...options.extra,
       };
-      const handler = createHandler({ env, logger: silentLogger });
+      const handler = createHandler({ env, logger: options.logger ?? silentLogger });
       handlers.push(handler);
       return {
         queue,
@@ -289,6 +295,51 @@ describeWithPeers(
       ]);
       expect((await receiveAll(sqs, t.dlq?.url as string)).map((m) => m.Body)).toEqual([a[1]]);
       expect(await queueDepth(sqs, t.queue.url)).toEqual({ visible: 0, inFlight: 0 });
+    });
+
+    it('reads the MongoDB URI from MONGODB_URI_SECRET_ARN (moto Secrets Manager) and never logs its password', async () => {
+      // Prepare: the URI with a password. FerretDB (no auth set up) takes any PLAIN credentials;
+      // another MongoDB peer is used with its own URI, password or not.
+      const password = `pw-${uniqueName('secret')}`;
+      const ferret = await isFerretDb(db.client);
+      const uri = ferret
+        ? `${db.uri.replace('mongodb://', `mongodb://app:${password}@`).replace(/\/?$/, '/')}?authMechanism=PLAIN`
+        : db.uri;
+      const secretPassword = ferret ? password : parseMongoUri(db.uri).password;
+      const secrets = new SecretsManagerClient({
+        region: TEST_REGION,
+        endpoint: requirePeer('moto'),
+        credentials: TEST_CREDENTIALS,
+      });
+      const created = await secrets.send(
+        new CreateSecretCommand({ Name: uniqueName('aws-msg/mongodb-uri'), SecretString: uri }),
+      );
+      secrets.destroy();
+      const log = new CaptureStream();
+      const t = await setup({
+        collection: 'lambda_secret',
+        extra: {
+          MONGODB_URI: '',
+          MONGODB_URI_SECRET_ARN: created.ARN as string,
+          AWS_ENDPOINT_URL_SECRETS_MANAGER: requirePeer('moto'),
+          LOG_LEVEL: 'debug',
+        },
+        logger: createLogger({ format: 'json', level: 'debug', stream: log }),
+      });
+      const bodies = [1, 2, 3].map((i) => JSON.stringify(orderEvent(i, { type: 'order.created' })));
+      await sendBodies(sqs, t.queue.url, bodies);
+
+      // Act
+      const invocations = await deliver(t.queue, t.handler);
+
+      // Assess
+      expect(invocations.flatMap((i) => i.response.batchItemFailures)).toEqual([]);
+      expect(await t.collection.countDocuments()).toBe(3);
+      expect(log.text()).toContain('lambda_ready');
+      if (secretPassword !== undefined) {
+        expect(log.text()).not.toContain(secretPassword);
+        expect(log.text()).not.toContain(encodeURIComponent(secretPassword));
+      }
     });
   },
 );

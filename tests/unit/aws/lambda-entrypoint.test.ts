@@ -1,15 +1,23 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import {
   createHandler,
   queueUrlFromArn,
   recordToQueueMessage,
   type LambdaHandlerDeps,
+  type SecretsClient,
 } from '../../../src/aws/lambda-entrypoint.js';
+import {
+  LAMBDA_SECRET_OPTIONS,
+  loadLambdaSettings,
+  type LambdaSettings,
+} from '../../../src/config/lambda-settings.js';
 import type { ItemResult, MessageRecord, Sink } from '../../../src/database/sink.js';
 import { backoffSeconds } from '../../../src/services/acknowledgement.js';
 import { AppError, ConfigError } from '../../../src/utils/errors.js';
-import { createLogger } from '../../../src/utils/logger.js';
+import { createLogger, redactString } from '../../../src/utils/logger.js';
 import { REPO_ROOT } from '../../helpers/cli.js';
 import { deferred, MemorySink } from '../../helpers/factories.js';
 import { FakeMssqlServer } from '../../helpers/fake-mssql.js';
@@ -574,5 +582,207 @@ describe('Lambda handler', () => {
 
     // Assess
     expect(response).toEqual({ batchItemFailures: [] });
+  });
+});
+
+const MONGO_SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:aws-msg/mongodb-uri-AbCdEf';
+const MSSQL_SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:aws-msg/mssql-url-GhIjKl';
+
+describe('Lambda secret settings', () => {
+  const base = { AWS_REGION: 'eu-west-1' };
+
+  it('takes the secret ARNs instead of the values, leaving those stores to be resolved once read', () => {
+    // Act
+    const settings = loadLambdaSettings({
+      ...base,
+      MONGODB_URI_SECRET_ARN: MONGO_SECRET_ARN,
+      MSSQL_URL_SECRET_ARN: MSSQL_SECRET_ARN,
+      MSSQL_POOL_MAX: '2',
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://127.0.0.1:5000',
+    });
+
+    // Assess
+    expect(settings.secretArns).toEqual({ mongoUri: MONGO_SECRET_ARN, mssqlUrl: MSSQL_SECRET_ARN });
+    expect(settings.mongo).toBeUndefined();
+    expect(settings.mssql).toBeUndefined();
+    expect(settings.secretsEndpoint).toBe('http://127.0.0.1:5000');
+    expect(loadLambdaSettings({ ...base, MONGODB_URI: 'mongodb://h/db' }).secretArns).toBeUndefined();
+  });
+
+  it('reports a bad ARN, a value set as well, and the other store settings, one line each', () => {
+    // Act
+    let error: unknown;
+    try {
+      loadLambdaSettings({
+        ...base,
+        MONGODB_URI: 'mongodb://h/db',
+        MONGODB_URI_SECRET_ARN: MONGO_SECRET_ARN,
+        MSSQL_URL_SECRET_ARN: 'aws-msg/mssql-url',
+        MSSQL_PORT: 'many',
+      });
+    } catch (caught) {
+      error = caught;
+    }
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      expect.stringMatching(
+        /^MSSQL_URL_SECRET_ARN: got "aws-msg\/mssql-url", expected a Secrets Manager secret ARN/,
+      ),
+      'MONGODB_URI_SECRET_ARN: set it or MONGODB_URI, not both',
+      expect.stringMatching(/^MSSQL_PORT: got "many"/),
+    ]);
+  });
+
+  it('are documented in the README', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    for (const name of Object.values(LAMBDA_SECRET_OPTIONS).flatMap((s) => s.env ?? [])) {
+      expect(readme).toContain(`\`${name}\``);
+    }
+  });
+});
+
+/** A Secrets Manager client at its SDK boundary: `send(GetSecretValueCommand)`. */
+class FakeSecretsClient implements SecretsClient {
+  readonly requested: string[] = [];
+  destroyed = 0;
+  constructor(
+    readonly values: Record<string, string>,
+    public failWith?: Error,
+  ) {}
+
+  async send(command: GetSecretValueCommand): Promise<{ SecretString?: string }> {
+    expect(command).toBeInstanceOf(GetSecretValueCommand);
+    const id = command.input.SecretId ?? '';
+    this.requested.push(id);
+    if (this.failWith) throw this.failWith;
+    return { SecretString: this.values[id] };
+  }
+
+  destroy(): void {
+    this.destroyed++;
+  }
+}
+
+describe('Lambda handler with secrets', () => {
+  const PASSWORD = 'Secr3t-pw-from-sm';
+  const MONGO_URI = `mongodb://app:${PASSWORD}@db.example.com:27017/shop`;
+  const MSSQL_URL = `mssql://sa:${PASSWORD}x@sql.example.com:1433/orders`;
+
+  function secretHarness(client: FakeSecretsClient, env: Record<string, string>) {
+    const seen: LambdaSettings[] = [];
+    const clientSettings: LambdaSettings[] = [];
+    const h = harness(
+      () => [new MemorySink()],
+      { MONGODB_URI: '', ...env },
+      {
+        deps: {
+          createSecretsClient: (settings) => {
+            clientSettings.push(settings);
+            return client;
+          },
+          createSinks: (settings) => {
+            seen.push(settings);
+            return [new MemorySink()];
+          },
+        },
+      },
+    );
+    return { h, seen, clientSettings };
+  }
+
+  it('reads each secret once, on the first invocation, and stores with the values, masked in logs', async () => {
+    // Prepare
+    const client = new FakeSecretsClient({ [MONGO_SECRET_ARN]: MONGO_URI, [MSSQL_SECRET_ARN]: MSSQL_URL });
+    const { h, seen, clientSettings } = secretHarness(client, {
+      MONGODB_URI_SECRET_ARN: MONGO_SECRET_ARN,
+      MSSQL_URL_SECRET_ARN: MSSQL_SECRET_ARN,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://127.0.0.1:5000',
+    });
+    const event = sqsEvent([sqsRecord({ n: 1 }, { messageId: 'm-1' })]);
+
+    // Act
+    const first = await h.handler(event, fakeContext());
+    const second = await h.handler(event, fakeContext());
+
+    // Assess
+    expect(first.batchItemFailures).toEqual([]);
+    expect(second.batchItemFailures).toEqual([]);
+    expect(client.requested.sort()).toEqual([MONGO_SECRET_ARN, MSSQL_SECRET_ARN].sort());
+    expect(client.destroyed).toBe(1);
+    expect(clientSettings[0]?.secretsEndpoint).toBe('http://127.0.0.1:5000');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.secretArns).toBeUndefined();
+    expect(seen[0]?.mongo).toEqual({ uri: MONGO_URI, database: 'shop', collection: 'messages' });
+    expect(seen[0]?.mssql?.connection).toMatchObject({
+      server: 'sql.example.com',
+      database: 'orders',
+      user: 'sa',
+      password: `${PASSWORD}x`,
+    });
+    expect(redactString(`connect ${MONGO_URI} failed`)).not.toContain(PASSWORD);
+    expect(redactString(`login failed for ${PASSWORD}x`)).not.toContain(PASSWORD);
+    expect(h.log.text()).not.toContain(PASSWORD);
+  });
+
+  it('fails an invocation whose secret cannot be read with one line naming the variable and ARN, and reads it again next time', async () => {
+    // Prepare
+    const denied = Object.assign(
+      new Error('User is not authorized to perform secretsmanager:GetSecretValue'),
+      {
+        name: 'AccessDeniedException',
+      },
+    );
+    const client = new FakeSecretsClient({ [MONGO_SECRET_ARN]: MONGO_URI }, denied);
+    const { h, seen } = secretHarness(client, { MONGODB_URI_SECRET_ARN: MONGO_SECRET_ARN });
+    const event = sqsEvent([sqsRecord({ n: 1 }, { messageId: 'm-1' })]);
+
+    // Act
+    const first = await h.handler(event, fakeContext()).catch((error: unknown) => error);
+    delete client.failWith;
+    const second = await h.handler(event, fakeContext());
+
+    // Assess
+    expect(first).toBeInstanceOf(AppError);
+    expect((first as AppError).message).toBe(
+      `MONGODB_URI_SECRET_ARN: could not read secret ${MONGO_SECRET_ARN}: User is not authorized to perform secretsmanager:GetSecretValue`,
+    );
+    // The logger masks whatever follows `secretsmanager:` in text, ARNs included: the thrown error
+    // (Lambda's errorMessage) carries the ARN, the log line the variable.
+    expect(h.events('lambda_start_failed').map((e) => e['error'])).toEqual([
+      expect.stringMatching(/^MONGODB_URI_SECRET_ARN: could not read secret arn:aws:/),
+    ]);
+    expect(second.batchItemFailures).toEqual([]);
+    expect(client.requested).toEqual([MONGO_SECRET_ARN, MONGO_SECRET_ARN]);
+    expect(client.destroyed).toBe(2);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('reports an empty or invalid secret value without quoting it, and reads it again next time', async () => {
+    // Prepare
+    const values: Record<string, string> = { [MONGO_SECRET_ARN]: '' };
+    const client = new FakeSecretsClient(values);
+    const { h } = secretHarness(client, { MONGODB_URI_SECRET_ARN: MONGO_SECRET_ARN });
+    const event = sqsEvent([sqsRecord({ n: 1 }, { messageId: 'm-1' })]);
+
+    // Act
+    const empty = await h.handler(event, fakeContext()).catch((error: unknown) => error);
+    values[MONGO_SECRET_ARN] = `http://app:${PASSWORD}@nowhere`;
+    const invalid = await h.handler(event, fakeContext()).catch((error: unknown) => error);
+    values[MONGO_SECRET_ARN] = MONGO_URI;
+    const fixed = await h.handler(event, fakeContext());
+
+    // Assess
+    expect((empty as Error).message).toBe(
+      `MONGODB_URI_SECRET_ARN: secret ${MONGO_SECRET_ARN} has no SecretString`,
+    );
+    expect((invalid as Error).message).toMatch(
+      /^MONGODB_URI \(the secret in MONGODB_URI_SECRET_ARN\): got an invalid value, expected/,
+    );
+    expect((invalid as Error).message).not.toContain(PASSWORD);
+    expect(fixed.batchItemFailures).toEqual([]);
+    expect(h.log.text()).not.toContain(PASSWORD);
   });
 });
