@@ -77,6 +77,8 @@ function maskSecretPairs(text: string): string {
   SECRET_PAIR_KEY.lastIndex = 0;
   for (let m = SECRET_PAIR_KEY.exec(text); m !== null; m = SECRET_PAIR_KEY.exec(text)) {
     const [head, key = '', separator = '', sign = ''] = m;
+    // An ARN names a secret without holding it: arn:aws:secretsmanager:region:account:secret:name.
+    if (/(?:^|[\s"'(=,])arn:[^\s"']*$/.test(text.slice(Math.max(0, m.index - 200), m.index))) continue;
     const start = m.index + head.length;
     const end = pairValueEnd(text, start, sign, text[m.index - 1]);
     const value = text.slice(start, end);
@@ -88,7 +90,7 @@ function maskSecretPairs(text: string): string {
       /:\s/.test(separator) &&
       /^[a-z]+$/.test(value) &&
       (end === text.length || /\s/.test(text[end] ?? ''));
-    if (value === '' || prose) continue;
+    if (value === '' || prose || /^["']?arn:/.test(value)) continue;
     const quote = value[0];
     // JSON and YAML keep their quotes; an ADO value loses them with the value.
     const masked = sign === ':' && (quote === '"' || quote === "'") ? `${quote}***${quote}` : '***';

@@ -6,6 +6,7 @@ import { DEFAULT_MESSAGE_SCHEMA } from '../../../src/config/config-loader.js';
 import {
   defaultLambdaSchema,
   LAMBDA_OPTIONS,
+  LAMBDA_SECRET_OPTIONS,
   loadLambdaSettings,
 } from '../../../src/config/lambda-settings.js';
 import { ConfigError } from '../../../src/utils/errors.js';
@@ -110,7 +111,11 @@ describe('Lambda settings documentation', () => {
   // docs.test.ts covers the CLI commands' settings; the Lambda's own are checked here.
   const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
   const envExample = readFileSync(join(REPO_ROOT, '.env.example'), 'utf8');
-  const variables = [...new Set(Object.values(LAMBDA_OPTIONS).flatMap((s) => s.env ?? []))];
+  const variables = [
+    ...new Set(
+      [...Object.values(LAMBDA_OPTIONS), ...Object.values(LAMBDA_SECRET_OPTIONS)].flatMap((s) => s.env ?? []),
+    ),
+  ];
 
   it.each(variables)('README and .env.example name %s', (name) => {
     expect(readme).toContain(`\`${name}\``);

@@ -91,6 +91,16 @@ describe('redaction', () => {
     });
   });
 
+  it('leaves a Secrets Manager ARN whole: it names a secret, it does not hold one', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:aws-msg/mongodb-AbCdEf';
+    expect(redactString(`MONGODB_URI_SECRET_ARN (${arn}): AccessDeniedException`)).toBe(
+      `MONGODB_URI_SECRET_ARN (${arn}): AccessDeniedException`,
+    );
+    expect(redactString(`{"secretArn":"${arn}","secret":"hunter22"}`)).toBe(
+      `{"secretArn":"${arn}","secret":"***"}`,
+    );
+  });
+
   it('masks a registered secret wherever it appears, raw or percent-encoded', () => {
     registerSecret('p@ss w0rd!');
     expect(redactString('driver said: bad password p@ss w0rd! for user')).not.toContain('w0rd');
