@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   SQS_MAX_BATCH,
   SQS_MAX_MESSAGE_ATTRIBUTES,
+  SQS_MAX_MESSAGE_BYTES,
   SQS_MAX_VISIBILITY_TIMEOUT_SECONDS,
 } from '../config/constants.js';
 import type { QueueMessage } from '../services/message-processor.js';
@@ -305,7 +306,8 @@ export class SqsQueue {
   /**
    * SendMessageBatch limits the whole request's payload, not only each message: ten large poison
    * messages in one call would fail together, every time. So the batch is cut where the bodies and
-   * attributes add up to {@link DLQ_REQUEST_BYTES}; a message larger than that goes alone.
+   * attributes add up to 256 KiB, the limit every queue accepts (SQS allows up to 1 MiB where a
+   * queue's MaximumMessageSize is raised, but a DLQ may not be); a larger message goes alone.
    */
   private async deadLetterBatch(
     items: Array<{ message: QueueMessage; reason: string }>,
@@ -317,11 +319,9 @@ export class SqsQueue {
       message: item.message,
       attributes: this.deadLetterAttributes(item.message, item.reason, failedAt),
     }));
-    const requests = chunkByBytes(
-      prepared,
-      (p) => sendPayloadBytes(p.message.body, p.attributes),
-      DLQ_REQUEST_BYTES,
-    );
+    const requests = chunkByBytes(prepared, (p) => sendPayloadBytes(p.message.body, p.attributes), {
+      bytes: SQS_MAX_MESSAGE_BYTES,
+    });
     const results = await Promise.all(
       requests.map((request) =>
         this.sendEntries('SendMessageBatch', request, (entries) =>
@@ -418,12 +418,6 @@ export class SqsQueue {
 
 export type { EntryResult };
 
-/**
- * The payload of one SendMessageBatch request: 256 KiB, the limit every queue accepts (SQS allows
- * up to 1 MiB where the queue's MaximumMessageSize is raised, but a DLQ may not be).
- */
-const DLQ_REQUEST_BYTES = 256 * 1024;
-
 /** What SQS counts toward a message's size: the body and each attribute's name, type and value. */
 export function sendPayloadBytes(body: string, attributes: Record<string, MessageAttributeValue>): number {
   let bytes = Buffer.byteLength(body);
@@ -437,14 +431,22 @@ export function sendPayloadBytes(body: string, attributes: Record<string, Messag
   return bytes;
 }
 
-/** Consecutive runs of `items` whose sizes add up to at most `limit` (an oversized item runs alone). */
-export function chunkByBytes<T>(items: readonly T[], size: (item: T) => number, limit: number): T[][] {
+/**
+ * Consecutive runs of `items` whose sizes add up to at most `limit.bytes`, and of at most
+ * `limit.count` items (an oversized item runs alone): the batches of one SendMessageBatch each.
+ */
+export function chunkByBytes<T>(
+  items: readonly T[],
+  size: (item: T) => number,
+  limit: { bytes: number; count?: number },
+): T[][] {
   const chunks: T[][] = [];
   let current: T[] = [];
   let bytes = 0;
   for (const item of items) {
     const itemBytes = size(item);
-    if (current.length > 0 && bytes + itemBytes > limit) {
+    const full = current.length === (limit.count ?? Infinity) || bytes + itemBytes > limit.bytes;
+    if (current.length > 0 && full) {
       chunks.push(current);
       current = [];
       bytes = 0;

@@ -8,7 +8,13 @@ import { createHash } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import pLimit from 'p-limit';
 import { RequestCounter } from '../aws/clients.js';
-import { createSqsClient, isFifoQueueUrl, SqsQueue, type OutgoingMessage } from '../aws/sqs-handler.js';
+import {
+  chunkByBytes,
+  createSqsClient,
+  isFifoQueueUrl,
+  SqsQueue,
+  type OutgoingMessage,
+} from '../aws/sqs-handler.js';
 import type { SendMessagesSettings } from '../config/config-loader.js';
 import { SQS_MAX_BATCH, SQS_MAX_MESSAGE_BYTES } from '../config/constants.js';
 import { AppError } from '../utils/errors.js';
@@ -88,20 +94,15 @@ export function buildOutgoing(
 export function toBatches(
   messages: readonly OutgoingMessage[],
 ): Array<{ start: number; items: OutgoingMessage[] }> {
-  const batches: Array<{ start: number; items: OutgoingMessage[] }> = [];
-  let current: { start: number; items: OutgoingMessage[] } | undefined;
-  let bytes = 0;
-  messages.forEach((message, index) => {
-    const size = Buffer.byteLength(message.body);
-    if (!current || current.items.length === SQS_MAX_BATCH || bytes + size > SQS_MAX_MESSAGE_BYTES) {
-      current = { start: index, items: [] };
-      batches.push(current);
-      bytes = 0;
-    }
-    current.items.push(message);
-    bytes += size;
+  let start = 0;
+  return chunkByBytes(messages, (message) => Buffer.byteLength(message.body), {
+    bytes: SQS_MAX_MESSAGE_BYTES,
+    count: SQS_MAX_BATCH,
+  }).map((items) => {
+    const batch = { start, items };
+    start += items.length;
+    return batch;
   });
-  return batches;
 }
 
 export async function sendMessages(
