@@ -3,12 +3,16 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
+  SendMessageCommand,
   type Message,
+  type MessageAttributeValue,
+  type SendMessageCommandOutput,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { MongoClient } from 'mongodb';
 import pLimit from 'p-limit';
+import { DLQ_ATTRIBUTES } from '../../src/aws/sqs-handler.js';
 import { loadProcessSqsSettings, type ProcessSqsSettings } from '../../src/config/config-loader.js';
 import { REPO_ROOT } from './cli.js';
 import { TEST_CREDENTIALS, TEST_REGION, uniqueName } from './aws.js';
@@ -217,4 +221,49 @@ export function processEnv(options: {
 /** Settings exactly as the CLI would load them from this environment. */
 export function processSettings(env: Record<string, string>): ProcessSqsSettings {
   return loadProcessSqsSettings({ flags: {}, env, dotenv: {} }, REPO_ROOT);
+}
+
+/** Message attributes of a producer's own, which a dead-lettered copy must keep. */
+export const PRODUCER_ATTRIBUTES: Record<string, MessageAttributeValue> = {
+  tenant: { DataType: 'String', StringValue: 'acme' },
+  priority: { DataType: 'Number', StringValue: '7' },
+};
+
+/** Sends one message carrying {@link PRODUCER_ATTRIBUTES}. */
+export function sendWithProducerAttributes(
+  client: SQSClient,
+  queueUrl: string,
+  body: string,
+): Promise<SendMessageCommandOutput> {
+  return client.send(
+    new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body, MessageAttributes: PRODUCER_ATTRIBUTES }),
+  );
+}
+
+/**
+ * Asserts every attribute aws-msg adds to a dead-lettered message: the reason (matching `reason`),
+ * the source queue, the original message id, its receive count (a Number) and when it failed
+ * (within `from`..`to`).
+ */
+export function expectDeadLetterAttributes(
+  message: Message,
+  expected: { sourceQueue: string; receiveCount: string; from: number; to: number; reason?: RegExp },
+): void {
+  const attributes = message.MessageAttributes ?? {};
+  expect(attributes).toMatchObject({
+    [DLQ_ATTRIBUTES.reason]: {
+      DataType: 'String',
+      StringValue: expect.stringMatching(expected.reason ?? /\S/),
+    },
+    [DLQ_ATTRIBUTES.sourceQueue]: { DataType: 'String', StringValue: expected.sourceQueue },
+    [DLQ_ATTRIBUTES.messageId]: { DataType: 'String', StringValue: expect.stringMatching(/\S/) },
+    [DLQ_ATTRIBUTES.receiveCount]: { DataType: 'Number', StringValue: expected.receiveCount },
+    [DLQ_ATTRIBUTES.failedAt]: {
+      DataType: 'String',
+      StringValue: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    },
+  });
+  const failedAt = Date.parse(attributes[DLQ_ATTRIBUTES.failedAt]?.StringValue ?? '');
+  expect(failedAt).toBeGreaterThanOrEqual(expected.from);
+  expect(failedAt).toBeLessThanOrEqual(expected.to);
 }

@@ -6,7 +6,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createHandler, type ManagedLambdaHandler } from '../../src/aws/lambda-entrypoint.js';
 import { DLQ_ATTRIBUTES } from '../../src/aws/sqs-handler.js';
@@ -35,34 +35,13 @@ import {
   receiveAll,
   sendBodies,
   testDatabase,
+  expectDeadLetterAttributes,
+  PRODUCER_ATTRIBUTES,
+  sendWithProducerAttributes,
 } from '../helpers/sqs-fixtures.js';
 
-/**
- * Asserts every attribute aws-msg adds to a dead-lettered message: the reason, the source queue,
- * the original message id, its receive count (a Number) and when it failed (within the run).
- */
-function expectDeadLetterAttributes(
-  message: Message,
-  expected: { sourceQueue: string; receiveCount: string; from: number; to: number },
-): void {
-  const attributes = message.MessageAttributes ?? {};
-  expect(attributes).toMatchObject({
-    [DLQ_ATTRIBUTES.reason]: {
-      DataType: 'String',
-      StringValue: expect.stringMatching(/^(invalid JSON|schema): /),
-    },
-    [DLQ_ATTRIBUTES.sourceQueue]: { DataType: 'String', StringValue: expected.sourceQueue },
-    [DLQ_ATTRIBUTES.messageId]: { DataType: 'String', StringValue: expect.stringMatching(/\S/) },
-    [DLQ_ATTRIBUTES.receiveCount]: { DataType: 'Number', StringValue: expected.receiveCount },
-    [DLQ_ATTRIBUTES.failedAt]: {
-      DataType: 'String',
-      StringValue: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-    },
-  });
-  const failedAt = Date.parse(attributes[DLQ_ATTRIBUTES.failedAt]?.StringValue ?? '');
-  expect(failedAt).toBeGreaterThanOrEqual(expected.from);
-  expect(failedAt).toBeLessThanOrEqual(expected.to);
-}
+/** The handler dead-letters only what fails to parse or to validate. */
+const DEAD_LETTER_REASON = /^(invalid JSON|schema): /;
 
 describeWithPeers(
   ['sqs', 'mongo', 'moto'],
@@ -174,6 +153,7 @@ describeWithPeers(
           receiveCount: '1',
           from: started,
           to: finished,
+          reason: DEAD_LETTER_REASON,
         });
       }
       // Each copy names its own original, by the id and body the function received.
@@ -190,16 +170,7 @@ describeWithPeers(
       // Prepare
       const t = await setup({ collection: 'lambda_dlq_attributes' });
       const poison = '{"eventId": "evt-000009", ';
-      const sent = await sqs.send(
-        new SendMessageCommand({
-          QueueUrl: t.queue.url,
-          MessageBody: poison,
-          MessageAttributes: {
-            tenant: { DataType: 'String', StringValue: 'acme' },
-            priority: { DataType: 'Number', StringValue: '7' },
-          },
-        }),
-      );
+      const sent = await sendWithProducerAttributes(sqs, t.queue.url, poison);
       const started = Date.now();
 
       // Act
@@ -216,11 +187,11 @@ describeWithPeers(
         receiveCount: '1',
         from: started,
         to: finished,
+        reason: DEAD_LETTER_REASON,
       });
       expect(copy?.MessageAttributes).toMatchObject({
         [DLQ_ATTRIBUTES.messageId]: { StringValue: sent.MessageId },
-        tenant: { DataType: 'String', StringValue: 'acme' },
-        priority: { DataType: 'Number', StringValue: '7' },
+        ...PRODUCER_ATTRIBUTES,
       });
       expect(await queueDepth(sqs, t.queue.url)).toEqual({ visible: 0, inFlight: 0 });
     });

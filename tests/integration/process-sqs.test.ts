@@ -2,7 +2,7 @@
  * process-sqs against real peers: an SQS emulator (local-aws-sqs at volume, moto as a small
  * cross-check), a MongoDB-wire server (FerretDB, or MONGODB_URI) and S3 (moto).
  */
-import { ReceiveMessageCommand, SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { processSqs } from '../../src/services/process-sqs.js';
 import { silentLogger } from '../../src/utils/logger.js';
@@ -21,31 +21,10 @@ import {
   receiveAll,
   sendBodies,
   testDatabase,
+  expectDeadLetterAttributes,
+  PRODUCER_ATTRIBUTES,
+  sendWithProducerAttributes,
 } from '../helpers/sqs-fixtures.js';
-
-/**
- * Asserts every attribute aws-msg adds to a dead-lettered message: the reason, the source queue,
- * the original message id, its receive count (a Number) and when it failed (within the run).
- */
-function expectDeadLetterAttributes(
-  message: Message,
-  expected: { sourceQueue: string; receiveCount: string; from: number; to: number },
-): void {
-  const attributes = message.MessageAttributes ?? {};
-  expect(attributes).toMatchObject({
-    [DLQ_ATTRIBUTES.reason]: { DataType: 'String', StringValue: expect.stringMatching(/\S/) },
-    [DLQ_ATTRIBUTES.sourceQueue]: { DataType: 'String', StringValue: expected.sourceQueue },
-    [DLQ_ATTRIBUTES.messageId]: { DataType: 'String', StringValue: expect.stringMatching(/\S/) },
-    [DLQ_ATTRIBUTES.receiveCount]: { DataType: 'Number', StringValue: expected.receiveCount },
-    [DLQ_ATTRIBUTES.failedAt]: {
-      DataType: 'String',
-      StringValue: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-    },
-  });
-  const failedAt = Date.parse(attributes[DLQ_ATTRIBUTES.failedAt]?.StringValue ?? '');
-  expect(failedAt).toBeGreaterThanOrEqual(expected.from);
-  expect(failedAt).toBeLessThanOrEqual(expected.to);
-}
 
 const PEERS = [
   { peer: 'sqs' as const, volume: 1000 },
@@ -175,16 +154,7 @@ for (const { peer, volume } of PEERS) {
         await sendBodies(sqs, t.queue.url, bodies);
         // A poison message that carries the producer's own attributes, which the DLQ copy keeps.
         const tagged = '{"eventId": "evt-000006", "tagged": ';
-        const sent = await sqs.send(
-          new SendMessageCommand({
-            QueueUrl: t.queue.url,
-            MessageBody: tagged,
-            MessageAttributes: {
-              tenant: { DataType: 'String', StringValue: 'acme' },
-              priority: { DataType: 'Number', StringValue: '7' },
-            },
-          }),
-        );
+        const sent = await sendWithProducerAttributes(sqs, t.queue.url, tagged);
         const started = Date.now();
 
         // Act
@@ -220,10 +190,7 @@ for (const { peer, volume } of PEERS) {
         expect(new Set(originals).size).toBe(3);
         const copy = dead.find((m) => m.Body === tagged);
         expect(copy?.MessageAttributes?.[DLQ_ATTRIBUTES.messageId]?.StringValue).toBe(sent.MessageId);
-        expect(copy?.MessageAttributes).toMatchObject({
-          tenant: { DataType: 'String', StringValue: 'acme' },
-          priority: { DataType: 'Number', StringValue: '7' },
-        });
+        expect(copy?.MessageAttributes).toMatchObject(PRODUCER_ATTRIBUTES);
         expect(await queueDepth(sqs, t.queue.url)).toEqual({ visible: 0, inFlight: 0 });
       });
 
