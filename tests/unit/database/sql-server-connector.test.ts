@@ -76,6 +76,25 @@ function ddlTypeOf(type: ISqlType): string {
   return 'unexpected';
 }
 
+/** `size` valid records, except unparseable bodies at `positions`; `poison` holds their keys. */
+function withBadBodies(size: number, positions: readonly number[]) {
+  const batch = messageRecords(size);
+  const poison = positions.map((i) => {
+    const bad = messageRecord({ rawBody: 'not json' });
+    batch[i] = bad;
+    return bad.key;
+  });
+  return { batch, poison };
+}
+
+/** The keys of the records that failed, sorted. */
+function failedKeys(results: readonly ItemResult[]): string[] {
+  return results
+    .filter((r) => !r.ok)
+    .map((r) => r.key)
+    .sort();
+}
+
 describe('the upsert statement', () => {
   it('is one MERGE WITH (HOLDLOCK) on the key, with every value a parameter', () => {
     // Act
@@ -282,23 +301,13 @@ describe('isolating the rows at fault', () => {
     const server = new FakeMssqlServer();
     server.refuseRow = refuseInvalidJson;
     const { sink } = await openSink(server);
-    const batch = messageRecords(100);
-    const poison = [3, 50, 99].map((i) => {
-      const bad = messageRecord({ rawBody: 'not json' });
-      batch[i] = bad;
-      return bad.key;
-    });
+    const { batch, poison } = withBadBodies(100, [3, 50, 99]);
 
     // Act
     const results = await sink.write(batch);
 
     // Assess
-    expect(
-      results
-        .filter((r) => !r.ok)
-        .map((r) => r.key)
-        .sort(),
-    ).toEqual([...poison].sort());
+    expect(failedKeys(results)).toEqual([...poison].sort());
     expect(results).toHaveLength(100);
     expect(server.table.size).toBe(97);
   });
@@ -381,23 +390,13 @@ describe('errors that every row hits', () => {
     const server = new FakeMssqlServer();
     server.refuseRow = refuseInvalidJson;
     const { sink } = await openSink(server);
-    const batch = messageRecords(8);
-    const poison = [1, 6].map((i) => {
-      const bad = messageRecord({ rawBody: 'not json' });
-      batch[i] = bad;
-      return bad.key;
-    });
+    const { batch, poison } = withBadBodies(8, [1, 6]);
 
     // Act
     const results = await sink.write(batch);
 
     // Assess
-    expect(
-      results
-        .filter((r) => !r.ok)
-        .map((r) => r.key)
-        .sort(),
-    ).toEqual([...poison].sort());
+    expect(failedKeys(results)).toEqual([...poison].sort());
     expect(server.table.size).toBe(6);
   });
 });
